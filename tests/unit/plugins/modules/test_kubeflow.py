@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""gpulab.cluster.kubeflow: argument validation of the 0.1.0 interface (behaviour: issue 7)."""
+from __future__ import absolute_import, division, print_function
+
+import json
+
+import pytest
+
+from ansible_collections.gpulab.cluster.plugins.modules import kubeflow
+
+from .utils import run_module
+
+__metaclass__ = type
+
+PASSWORD_HASH = "$2y$10$Z4Tb3S7l6bXo1m2y3Qb9uO2b1Tq8vZyC9n5lKx0aY7s6d5f4g3h2i"
+OIDC_SECRET = "s3cr3t-oidc-client"
+USERS = [{"email": "admin@gpulab.lan", "username": "admin", "password_hash": PASSWORD_HASH}]
+BASE = {"release": "v1.10.1", "kubeconfig": "/etc/kubernetes/admin.conf", "dex_users": USERS}
+OIDC = {
+    "release": "v1.10.1",
+    "auth": "oidc",
+    "oidc_issuer_url": "https://sso.gpulab.lan/realms/gpulab",
+    "oidc_client_id": "kubeflow",
+    "oidc_client_secret": OIDC_SECRET,
+}
+PATCH = {
+    "target": {"kind": "Deployment", "name": "ml-pipeline", "namespace": "kubeflow"},
+    "patch": "- op: replace\n  path: /spec/replicas\n  value: 1\n",
+}
+
+
+def _assert_not_implemented(failed, result):
+    assert failed
+    assert result["changed"] is False
+    assert "gpulab.cluster.kubeflow is not implemented in this release (0.1.0)" in result["msg"]
+    assert "issue #7" in result["msg"]
+    assert "Nothing was changed." in result["msg"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+@pytest.mark.parametrize("args", [
+    BASE,
+    dict(BASE, manifests_dir="/srv/mirror/kubeflow-manifests-v1.10.1", kustomize="/usr/local/bin/kubectl",
+         components=["central_dashboard", "profiles", "admission_webhook", "notebooks", "katib", "training_operator"],
+         patches=[PATCH, {"path": "/srv/patches/requests.yaml"}], context="kubernetes-admin@gpulab"),
+    dict(OIDC, bundle="/srv/mirror/kubeflow-v1.10.1-bundle", component_timeouts={"pipelines": 1200, "istio": "300"}),
+    dict(BASE, repo_url="https://mirror.gpulab.lan/kubeflow/manifests", wait=False, retries=1, retry_delay=0),
+], ids=["fetch", "manifests_dir", "bundle-oidc", "mirror"])
+def test_valid_arguments_reach_not_implemented(module_harness, args, check_mode):
+    failed, result = run_module(kubeflow, args, check_mode=check_mode)
+    _assert_not_implemented(failed, result)
+    text = json.dumps(result)
+    assert PASSWORD_HASH not in text and OIDC_SECRET not in text
+
+
+def test_release_is_required(module_harness):
+    failed, result = run_module(kubeflow, {"dex_users": USERS})
+    assert failed
+    assert "missing required arguments: release" in result["msg"]
+
+
+@pytest.mark.parametrize("extra, names", [
+    ({"manifests_dir": "/srv/m", "bundle": "/srv/b"}, "manifests_dir|bundle|repo_url"),
+    ({"manifests_dir": "/srv/m", "repo_url": "https://mirror.gpulab.lan/m"}, "manifests_dir|bundle|repo_url"),
+    ({"bundle": "/srv/b", "repo_url": "https://mirror.gpulab.lan/m"}, "manifests_dir|bundle|repo_url"),
+    ({"bundle": "/srv/b", "patches": [PATCH]}, "bundle|patches"),
+    ({"bundle": "/srv/b", "kustomize": "/usr/local/bin/kustomize"}, "bundle|kustomize"),
+])
+def test_sources_are_mutually_exclusive(module_harness, extra, names):
+    failed, result = run_module(kubeflow, dict(BASE, **extra))
+    assert failed
+    assert "parameters are mutually exclusive: %s" % names in result["msg"]
+
+
+def test_dex_needs_users(module_harness):
+    failed, result = run_module(kubeflow, {"release": "v1.10.1"})
+    assert failed
+    assert "auth is dex but all of the following are missing: dex_users" in result["msg"]
+
+
+@pytest.mark.parametrize("missing", ["oidc_issuer_url", "oidc_client_id", "oidc_client_secret"])
+def test_oidc_needs_issuer_and_client(module_harness, missing):
+    args = {key: value for key, value in OIDC.items() if key != missing}
+    failed, result = run_module(kubeflow, args)
+    assert failed
+    assert "auth is oidc but all of the following are missing: %s" % missing in result["msg"]
+
+
+def test_dex_users_with_oidc_are_refused(module_harness):
+    failed, result = run_module(kubeflow, dict(OIDC, dex_users=USERS), check_mode=True)
+    assert failed
+    assert result["changed"] is False
+    assert "dex_users is only used with auth=dex" in result["msg"]
+
+
+def test_oidc_settings_with_dex_are_refused(module_harness):
+    failed, result = run_module(kubeflow, dict(BASE, oidc_client_id="kubeflow", oidc_issuer_url="https://sso"))
+    assert failed
+    assert "oidc_issuer_url, oidc_client_id only apply with auth=oidc" in result["msg"]
+
+
+@pytest.mark.parametrize("user, message", [
+    ({"email": "admin@gpulab.lan"}, "missing required arguments: password_hash"),
+    ({"password_hash": PASSWORD_HASH}, "missing required arguments: email"),
+])
+def test_dex_user_needs_email_and_hash(module_harness, user, message):
+    failed, result = run_module(kubeflow, dict(BASE, dex_users=[user]))
+    assert failed
+    assert message in result["msg"]
+    assert "dex_users" in result["msg"]
+
+
+def test_unknown_component_is_refused(module_harness):
+    failed, result = run_module(kubeflow, dict(BASE, components=["central_dashboard", "jupyterhub"]))
+    assert failed
+    assert "components" in result["msg"] and "jupyterhub" in result["msg"]
+
+
+@pytest.mark.parametrize("patch, message", [
+    (dict(PATCH, path="/srv/p.yaml"), "parameters are mutually exclusive: patch|path"),
+    ({"target": PATCH["target"]}, "one of the following is required: patch, path"),
+    (dict(PATCH, target={"kind": "Deployment", "labels": "app=x"}), "labels"),
+])
+def test_patch_rules(module_harness, patch, message):
+    failed, result = run_module(kubeflow, dict(BASE, patches=[patch]))
+    assert failed
+    assert message in result["msg"]
+    assert "not implemented" not in result["msg"]
+
+
+@pytest.mark.parametrize("option", ["crd_timeout", "webhook_timeout", "retries", "apply_timeout", "wait_timeout"])
+def test_bounds_must_be_positive(module_harness, option):
+    failed, result = run_module(kubeflow, dict(BASE, **{option: 0}))
+    assert failed
+    assert "%s must be at least 1, got 0" % option in result["msg"]
+
+
+def test_negative_retry_delay_is_refused(module_harness):
+    failed, result = run_module(kubeflow, dict(BASE, retry_delay=-1))
+    assert failed
+    assert "retry_delay must not be negative, got -1" in result["msg"]
+
+
+def test_component_timeouts_name_unknown_component(module_harness):
+    failed, result = run_module(kubeflow, dict(BASE, component_timeouts={"pipeline": 1200}))
+    assert failed
+    assert "component_timeouts names 'pipeline', which is not a component" in result["msg"]
+
+
+@pytest.mark.parametrize("value", [0, -5, "soon", None])
+def test_component_timeouts_must_be_positive_seconds(module_harness, value):
+    failed, result = run_module(kubeflow, dict(BASE, component_timeouts={"pipelines": value}))
+    assert failed
+    assert "component_timeouts.pipelines must be a number of seconds of at least 1" in result["msg"]
+
+
+def test_default_components_are_the_lab_set():
+    spec = kubeflow.argument_spec()
+    assert spec["components"]["default"] == kubeflow.DEFAULT_COMPONENTS
+    assert set(kubeflow.DEFAULT_COMPONENTS) <= set(spec["components"]["choices"])
+    assert "training_operator" in kubeflow.DEFAULT_COMPONENTS and "katib" not in kubeflow.DEFAULT_COMPONENTS
+    spec["components"]["default"].append("katib")
+    assert "katib" not in kubeflow.argument_spec()["components"]["default"]
+
+
+def test_secrets_are_no_log():
+    spec = kubeflow.argument_spec()
+    assert spec["oidc_client_secret"]["no_log"] is True
+    assert spec["dex_users"]["options"]["password_hash"]["no_log"] is True
