@@ -1,0 +1,107 @@
+# -*- coding: utf-8 -*-
+from __future__ import absolute_import, division, print_function
+
+import json
+
+from ansible_collections.gpulab.cluster.plugins.callback import summary
+
+__metaclass__ = type
+
+
+class FakeDisplay(object):
+    verbosity = 0
+
+    def __init__(self):
+        self.lines = []
+
+    def banner(self, text):
+        self.lines.append("== %s ==" % text)
+
+    def display(self, text, *args, **kwargs):
+        self.lines.append(text)
+
+
+class FakeHost(object):
+    def __init__(self, name):
+        self.name = name
+
+    def get_name(self):
+        return self.name
+
+
+class FakeRole(object):
+    def __init__(self, name):
+        self.name = name
+
+    def get_name(self, include_role_fqcn=True):
+        return self.name if include_role_fqcn else self.name.split(".")[-1]
+
+
+class FakeTask(object):
+    def __init__(self, role=None):
+        self._role = FakeRole(role) if role else None
+
+
+class FakeResult(object):
+    def __init__(self, host, changed=False, role=None):
+        self._host = FakeHost(host)
+        self._result = {"changed": changed}
+        self._task = FakeTask(role)
+
+
+class FakePlay(object):
+    def __init__(self, name):
+        self.name = name
+
+    def get_name(self):
+        return self.name
+
+
+def make(tmp_path=None):
+    display = FakeDisplay()
+    callback = summary.CallbackModule(display=display)
+    path = str(tmp_path / "summary.json") if tmp_path else None
+    callback.get_option = lambda name: path
+    return callback, display, path
+
+
+def test_counts_changes_per_host_and_layer(tmp_path):
+    callback, display, path = make(tmp_path)
+    callback.v2_playbook_on_start(None)
+    callback.v2_playbook_on_play_start(FakePlay("Layer node: base OS"))
+    callback.v2_runner_on_ok(FakeResult("gpu07", changed=True, role="gpulab.cluster.node"))
+    callback.v2_runner_on_ok(FakeResult("gpu07", changed=True, role="gpulab.cluster.node"))
+    callback.v2_runner_on_ok(FakeResult("gpu07", changed=True))  # a play-level task
+    callback.v2_runner_on_ok(FakeResult("cp01", changed=False, role="gpulab.cluster.node"))
+    callback.v2_runner_on_skipped(FakeResult("cp01"))
+    callback.v2_runner_on_failed(FakeResult("cp02"))
+    callback.v2_runner_on_failed(FakeResult("cp03"), ignore_errors=True)
+    callback.v2_runner_on_unreachable(FakeResult("lb01"))
+    callback.v2_playbook_on_stats(None)
+
+    written = json.load(open(path))
+    gpu07 = written["hosts"]["gpu07"]
+    assert (gpu07["ok"], gpu07["changed"]) == (3, 3)
+    assert gpu07["changed_by_layer"] == {"node": 2, "Layer node: base OS": 1}
+    assert written["hosts"]["cp01"]["skipped"] == 1 and written["hosts"]["cp01"]["changed"] == 0
+    assert written["hosts"]["cp02"]["failed"] == 1
+    assert written["hosts"]["cp03"]["failed"] == 0 and written["hosts"]["cp03"]["ok"] == 1
+    assert written["totals"] == {"hosts_changed": 1, "hosts_failed": 1, "hosts_unreachable": 1}
+
+    text = "\n".join(display.lines)
+    assert "GPULAB SUMMARY" in text
+    gpu_line = [line for line in display.lines if line.startswith("gpu07")][0]
+    assert "node:2" in gpu_line
+    assert display.lines[-1].startswith("5 hosts; changed on 1, failed on 1, unreachable 1")
+
+
+def test_no_file_when_option_unset():
+    callback, display, path = make()
+    callback.v2_runner_on_ok(FakeResult("cp01"))
+    callback.v2_playbook_on_stats(None)
+    assert path is None
+    assert [line for line in display.lines if line.startswith("cp01")][0].endswith("-")
+
+
+def test_layer_of_play_task_without_play_name():
+    assert summary.layer_of(FakeTask(), None) == "(play)"
