@@ -1,0 +1,93 @@
+# gpulab.cluster: the two commands are `make demo` and `make test` (README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
+export ANSIBLE_FORCE_COLOR ?= 0
+export PYTHONUNBUFFERED := 1
+LAB := $(CURDIR)/lab/gpulab-lab
+SANITY_DIR := $(CURDIR)/build/sanity/ansible_collections/gpulab/cluster
+
+.PHONY: help deps venv lab-up lab-down lab-status demo site test test-quick test-unit test-syntax \
+        test-sanity test-lint test-molecule molecule-cluster molecule-node docs docs-check \
+        changelog-lint clean
+
+help:
+	@echo "make demo        install what is missing, start the 19-host lab, run site.yml twice, summarise"
+	@echo "make test        every test: unit, sanity, lint, Molecule on the container lab and on a VM"
+	@echo "make test-quick  the inner loop: unit, syntax, lint, docs in sync (no lab)"
+	@echo "make lab-up | lab-down | lab-status     the container lab alone"
+
+deps:
+	@scripts/install-deps
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lab-up: deps venv
+	$(LAB) up
+
+lab-down:
+	$(LAB) down
+
+lab-status:
+	$(LAB) status
+
+# One converge of site.yml on the lab; GPULAB_SITE_ARGS passes extra options (e.g. --check).
+site: venv
+	ansible-playbook playbooks/site.yml $(GPULAB_SITE_ARGS)
+
+demo: deps venv lab-up
+	scripts/demo
+
+test: test-quick test-sanity test-molecule
+	@echo "make test: all suites passed"
+
+test-quick: venv test-unit test-syntax test-lint docs-check changelog-lint
+
+test-unit: venv
+	python -m pytest tests/unit tests/integration -q --cov=plugins --cov-branch \
+	  --cov-report=term-missing:skip-covered --cov-fail-under=85
+
+test-syntax: venv
+	ansible-playbook -i inventories/production --syntax-check playbooks/*.yml
+	ansible-inventory -i inventories/production --list > /dev/null
+
+test-lint: venv
+	ansible-lint --profile production
+
+test-sanity: venv
+	python scripts/ansible-test-pip-bootstrap
+	rm -rf $(CURDIR)/build/sanity && mkdir -p $(SANITY_DIR)
+	git ls-files -co --exclude-standard | grep -v '^collections/' | \
+	  rsync -a --files-from=- ./ $(SANITY_DIR)/
+	cd $(SANITY_DIR) && git init -q && git add -A && \
+	  ansible-test sanity --python 3.11 --venv --requirements --color no
+
+test-molecule: molecule-cluster molecule-node
+
+molecule-cluster: deps venv
+	molecule test -s cluster
+
+molecule-node: deps venv
+	molecule test -s node
+
+docs: venv
+	python scripts/role-docs write
+
+docs-check: venv
+	python scripts/role-docs check
+
+changelog-lint: venv
+	antsibull-changelog lint
+
+clean: lab-down
+	rm -rf build
