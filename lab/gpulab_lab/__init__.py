@@ -1,0 +1,1 @@
+"""gpulab-lab: the test lab of the gpulab.cluster collection (see lab/README.md)."""
