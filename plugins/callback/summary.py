@@ -16,7 +16,8 @@ description:
   - At the end of a playbook run, prints one row per host with its ok, changed, failed, skipped and
     unreachable task counts and the layers (roles) in which something changed, then one line with the
     totals and the wall time.
-  - Optionally writes the same summary as JSON, for scripts (C(make demo) compares two runs with it).
+  - Optionally writes the same summary as JSON, for scripts (C(make demo) compares two runs with it, the
+    Molecule scenarios compare a check-mode run with the real run that follows it).
 requirements:
   - Enable it with C(ANSIBLE_CALLBACKS_ENABLED=gpulab.cluster.summary) or C(callbacks_enabled) in ansible.cfg.
 options:
@@ -28,11 +29,23 @@ options:
     ini:
       - section: callback_gpulab_summary
         key: summary_file
+  summary_dir:
+    description:
+      - Also write the summary as JSON into this folder, one new file per run, never overwriting:
+        C(NNN-check.json) for a run in check mode, C(NNN-run.json) otherwise, NNN counting up.
+    type: path
+    env:
+      - name: GPULAB_SUMMARY_DIR
+    ini:
+      - section: callback_gpulab_summary
+        key: summary_dir
 """
 
 import json
+import os
 import time
 
+from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 COUNTERS = ("ok", "changed", "failed", "skipped", "unreachable")
@@ -44,6 +57,13 @@ def layer_of(task, play_name):
     if role is not None:
         return role.get_name(include_role_fqcn=False)
     return play_name or "(play)"
+
+
+def next_path(folder, check_mode):
+    """A new file name in folder: NNN-check.json or NNN-run.json, NNN one above the highest there."""
+    numbers = [int(name.split("-", 1)[0]) for name in os.listdir(folder)
+               if name.endswith(".json") and name.split("-", 1)[0].isdigit()]
+    return os.path.join(folder, "%03d-%s.json" % (max(numbers + [0]) + 1, "check" if check_mode else "run"))
 
 
 def format_table(summary):
@@ -81,7 +101,7 @@ class CallbackModule(CallbackBase):
         self._hosts = {}
 
     def _row(self, host):
-        return self._hosts.setdefault(host, dict([(c, 0) for c in COUNTERS], changed_by_layer={}))
+        return self._hosts.setdefault(host, dict([(c, 0) for c in COUNTERS], changed_by_layer={}, changed_tasks=[]))
 
     def _count(self, result, outcome):
         row = self._row(result._host.get_name())
@@ -90,6 +110,7 @@ class CallbackModule(CallbackBase):
             row["changed"] += 1
             layer = layer_of(result._task, self._play_name)
             row["changed_by_layer"][layer] = row["changed_by_layer"].get(layer, 0) + 1
+            row["changed_tasks"].append(result._task.get_name())
 
     def v2_playbook_on_start(self, playbook):
         self._started = time.time()
@@ -113,6 +134,7 @@ class CallbackModule(CallbackBase):
         """The run so far as a plain dict (what the JSON file holds)."""
         hosts = self._hosts
         return {
+            "check_mode": bool(context.CLIARGS.get("check", False)),
             "hosts": hosts,
             "seconds": round(time.time() - self._started, 1),
             "totals": {
@@ -127,7 +149,13 @@ class CallbackModule(CallbackBase):
         self._display.banner("GPULAB SUMMARY")
         for line in format_table(summary):
             self._display.display(line)
-        path = self.get_option("summary_file")
-        if path:
-            with open(path, "w") as handle:
-                json.dump(summary, handle, indent=2, sort_keys=True)
+        paths = [self.get_option("summary_file")]
+        folder = self.get_option("summary_dir")
+        if folder:
+            if not os.path.isdir(folder):
+                os.makedirs(folder)
+            paths.append(next_path(folder, summary["check_mode"]))
+        for path in paths:
+            if path:
+                with open(path, "w") as handle:
+                    json.dump(summary, handle, indent=2, sort_keys=True)

@@ -38,8 +38,12 @@ class FakeRole(object):
 
 
 class FakeTask(object):
-    def __init__(self, role=None):
+    def __init__(self, role=None, name="a task"):
         self._role = FakeRole(role) if role else None
+        self.name = name
+
+    def get_name(self):
+        return self.name
 
 
 class FakeResult(object):
@@ -57,11 +61,12 @@ class FakePlay(object):
         return self.name
 
 
-def make(tmp_path=None):
+def make(tmp_path=None, folder=None):
     display = FakeDisplay()
     callback = summary.CallbackModule(display=display)
     path = str(tmp_path / "summary.json") if tmp_path else None
-    callback.get_option = lambda name: path
+    options = {"summary_file": path, "summary_dir": folder}
+    callback.get_option = options.get
     return callback, display, path
 
 
@@ -105,3 +110,25 @@ def test_no_file_when_option_unset():
 
 def test_layer_of_play_task_without_play_name():
     assert summary.layer_of(FakeTask(), None) == "(play)"
+
+
+def test_summary_dir_gets_one_new_file_per_run_named_by_mode(tmp_path, monkeypatch):
+    folder = str(tmp_path / "runs")
+    for check in (True, False, False):
+        monkeypatch.setattr(summary.context, "CLIARGS", {"check": check})
+        callback, display, path = make(folder=folder)
+        callback.v2_runner_on_ok(FakeResult("gpu07", changed=True, role="gpulab.cluster.node"))
+        callback.v2_playbook_on_stats(None)
+    names = sorted((tmp_path / "runs").iterdir())
+    assert [p.name for p in names] == ["001-check.json", "002-run.json", "003-run.json"]
+    first = json.loads(names[0].read_text())
+    assert first["check_mode"] is True
+    assert first["hosts"]["gpu07"]["changed_tasks"] == ["a task"]
+    assert json.loads(names[1].read_text())["check_mode"] is False
+
+
+def test_next_path_ignores_foreign_files(tmp_path):
+    (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "007-run.json").write_text("{}")
+    (tmp_path / "readme.txt").write_text("")
+    assert summary.next_path(str(tmp_path), True).endswith("008-check.json")
