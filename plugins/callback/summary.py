@@ -31,8 +31,8 @@ options:
         key: summary_file
   summary_dir:
     description:
-      - Also write the summary as JSON into this folder, one new file per run, never overwriting:
-        C(NNN-check.json) for a run in check mode, C(NNN-run.json) otherwise, NNN counting up.
+      - Also write the summary as JSON into this folder, one new file per run, never overwriting.
+      - The file is C(NNN-check.json) for a run in check mode, C(NNN-run.json) otherwise, NNN counting up.
     type: path
     env:
       - name: GPULAB_SUMMARY_DIR
