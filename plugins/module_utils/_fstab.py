@@ -211,6 +211,14 @@ class FstabFile(object):
         lines = [line.with_text(text) if line.lineno == lineno else line for line in self.lines]
         return FstabFile(lines)
 
+    def append(self, text):
+        """A new FstabFile with a line added at the end; a last line without a newline gets one first."""
+        lines = list(self.lines)
+        if lines and not lines[-1].newline:
+            lines[-1] = FstabLine(lines[-1].lineno, lines[-1].text, "\n")
+        lines.append(FstabLine(len(lines) + 1, text, "\n"))
+        return FstabFile(lines)
+
 
 def comment_text(text, marker):
     """Line text commented with marker; the original stays intact after the prefix."""
