@@ -30,7 +30,7 @@ def test_sshd_refuses_root_and_passwords(host):
 
 def test_password_login_is_refused_from_outside():
     result = subprocess.run(
-        ["ssh", "-p", "2222", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=password",
+        ["ssh", "-p", "2232", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=password",
          "-o", "PubkeyAuthentication=no", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
          "root@127.0.0.1", "true"],
         capture_output=True, text=True, timeout=60, check=False,
