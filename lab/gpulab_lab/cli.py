@@ -53,7 +53,7 @@ def cmd_status(args) -> int:
 def cmd_vm_up(args) -> int:
     topo = inventory.load(args.inventory)
     settings = vm.Settings(name=args.name, ssh_port=args.ssh_port, disks=args.disks, disk_size=args.disk_size,
-                           memory=args.memory, cpus=args.cpus, user=topo.admin_user)
+                           memory=args.memory, cpus=args.cpus, user=topo.admin_user, forwards=args.forward)
     settings, action = vm.up(settings, topo.access, args.timeout)
     here = vm.vm_dir(settings.name)
     print(f"{settings.name}: {action}, {settings.accel}, disks {' '.join(vm.disk_names(settings.disks)) or '-'}")
@@ -102,6 +102,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--disk-size", default="8G", help="size of each extra disk (default: %(default)s)")
     p.add_argument("--memory", type=int, default=1024, help="MiB of RAM (default: %(default)s)")
     p.add_argument("--cpus", type=int, default=1, help="virtual CPUs (default: %(default)s)")
+    p.add_argument("--forward", action="append", default=[], metavar="HOSTPORT:GUESTPORT",
+                   help="forward another loopback TCP port to the VM (repeatable), e.g. to probe its firewall")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for SSH (default: %(default)s)")
     p.set_defaults(func=cmd_vm_up)
     p = vmp.add_parser("down", help="stop a VM and delete its disks")

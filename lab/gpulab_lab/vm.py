@@ -15,7 +15,7 @@ import signal
 import socket
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import distro as distro_mod
@@ -25,6 +25,7 @@ from .util import CACHE, TMP, VM_DIR, LabError, Timer, locked, log, require_root
 ROOT_SIZE = "8G"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 SIZE_RE = re.compile(r"^[1-9][0-9]*[KMGT]?$")
+FORWARD_RE = re.compile(r"^([0-9]{1,5}):([0-9]{1,5})$")
 
 
 @dataclass
@@ -41,9 +42,14 @@ class Settings:
     key: str = ""
     # The lab's shared known_hosts (the inventory's), from which this VM's old host keys are removed.
     lab_known_hosts: str = ""
+    # Extra TCP forwards "HOSTPORT:GUESTPORT" (loopback on the host), e.g. to probe the guest's firewall.
+    forwards: list = field(default_factory=list)
+
+    def host_ports(self) -> list:
+        return [self.ssh_port] + [int(f.split(":")[0]) for f in self.forwards]
 
     def same_machine(self, other: "Settings") -> bool:
-        keys = ("ssh_port", "disks", "disk_size", "memory", "cpus")
+        keys = ("ssh_port", "disks", "disk_size", "memory", "cpus", "forwards")
         return all(getattr(self, k) == getattr(other, k) for k in keys)
 
 
@@ -141,7 +147,10 @@ def _qemu_command(settings: Settings, base: Path, here: Path, accel: list) -> li
     for i in range(1, settings.disks + 1):
         cmd += ["-drive", f"file={here / f'disk{i}.qcow2'},if=none,id=disk{i},format=qcow2",
                 "-device", f"virtio-blk-pci,drive=disk{i},serial=gpulab-{settings.name}-disk{i}"]
-    cmd += ["-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{settings.ssh_port}-:22",
+    forwards = [f"{settings.ssh_port}:22"] + list(settings.forwards)
+    netdev = "user,id=n0" + "".join(
+        f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in (f.split(":") for f in forwards))
+    cmd += ["-netdev", netdev,
             "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci",
             "-display", "none", "-serial", f"file:{here / 'console.log'}",
             "-monitor", f"unix:{here / 'monitor.sock'},server,nowait",
@@ -219,6 +228,13 @@ def validate(settings: Settings) -> None:
         raise LabError(f"--memory {settings.memory}: a VM needs at least 256 (MiB)")
     if settings.cpus < 1:
         raise LabError(f"--cpus {settings.cpus}: at least 1")
+    for forward in settings.forwards:
+        match = FORWARD_RE.match(forward)
+        if not match or not 1024 <= int(match.group(1)) <= 65535 or not 1 <= int(match.group(2)) <= 65535:
+            raise LabError(f"--forward {forward!r}: use HOSTPORT:GUESTPORT, the host port between 1024 and 65535")
+    ports = settings.host_ports()
+    if len(set(ports)) != len(ports):
+        raise LabError(f"host ports {ports}: --ssh-port and every --forward need a loopback port of their own")
 
 
 def up(settings: Settings, access: ssh.Access, timeout: float) -> tuple:
@@ -234,7 +250,8 @@ def up(settings: Settings, access: ssh.Access, timeout: float) -> tuple:
         if not current.same_machine(settings):
             raise LabError(f"VM {settings.name} already runs with other settings (--ssh-port {current.ssh_port} "
                            f"--disks {current.disks} --disk-size {current.disk_size} --memory {current.memory} "
-                           f"--cpus {current.cpus}): `vm down {settings.name}` first")
+                           f"--cpus {current.cpus} --forward {','.join(current.forwards) or '-'}): "
+                           f"`vm down {settings.name}` first")
         log(f"VM {settings.name} already runs")
         result = ssh.wait_for_ssh([ssh.Target(settings.name, "127.0.0.1", current.ssh_port)], current.user,
                                   _access(current), timeout)
@@ -242,11 +259,13 @@ def up(settings: Settings, access: ssh.Access, timeout: float) -> tuple:
         return current, "unchanged"
 
     for other in VM_DIR.glob("*/vm.json"):
-        used = json.loads(other.read_text(encoding="utf-8"))
-        if used["name"] != settings.name and used["ssh_port"] == settings.ssh_port and _pid(used["name"]):
-            raise LabError(f"--ssh-port {settings.ssh_port} is used by VM {used['name']}: pick another port")
-    if not _port_free(settings.ssh_port):
-        raise LabError(f"--ssh-port {settings.ssh_port}: 127.0.0.1:{settings.ssh_port} is already in use; pick another")
+        used = Settings(**json.loads(other.read_text(encoding="utf-8")))
+        clash = set(used.host_ports()) & set(settings.host_ports())
+        if used.name != settings.name and clash and _pid(used.name):
+            raise LabError(f"port(s) {sorted(clash)} are used by VM {used.name}: pick others")
+    for port in settings.host_ports():
+        if not _port_free(port):
+            raise LabError(f"127.0.0.1:{port} is already in use (--ssh-port/--forward); pick another port")
 
     timer = Timer()
     distro = distro_mod.get_distro()

@@ -1,7 +1,36 @@
 """The node layer on a real kernel, after a reboot: disk layout, kernel, sysctl, sshd, firewall."""
+import os
+import socket
 import subprocess
+import time
+
+import pytest
+import yaml
 
 testinfra_hosts = ["ansible://all"]
+
+# create.yml forwards these loopback ports to the VM: one to a port the firewall opens to the node network
+# (the kubelet's), one to a port no rule opens. qemu's user network delivers them from 10.0.2.2, an address
+# of the node network (gpulab_node_network 10.0.2.0/24 in this scenario's inventory).
+PROBES = {"open": (2250, 10250), "closed": (2299, 9999)}
+
+
+def _ssh_port():
+    path = os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "inventory", "hosts.yml")
+    with open(path, encoding="utf-8") as handle:
+        hosts = yaml.safe_load(handle)["all"]["children"]["workers"]["hosts"]
+    return int(next(iter(hosts.values()))["ansible_port"])
+
+
+def _http_answer(port, timeout=15.0):
+    """The first bytes an HTTP server behind 127.0.0.1:port answers, or '' when nothing comes back."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return sock.recv(64).decode("ascii", "replace")
+    except OSError:  # qemu accepts on the host side, then closes when the guest never answers
+        return ""
 
 
 def test_disk_layout_created_and_mounted_after_reboot(host):
@@ -30,7 +59,7 @@ def test_sshd_refuses_root_and_passwords(host):
 
 def test_password_login_is_refused_from_outside():
     result = subprocess.run(
-        ["ssh", "-p", "2232", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=password",
+        ["ssh", "-p", str(_ssh_port()), "-o", "BatchMode=yes", "-o", "PreferredAuthentications=password",
          "-o", "PubkeyAuthentication=no", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
          "root@127.0.0.1", "true"],
         capture_output=True, text=True, timeout=60, check=False,
@@ -44,3 +73,36 @@ def test_firewall_loaded_with_drop_policy(host):
     assert "policy drop" in ruleset
     assert "10250" in ruleset  # kubelet, on every node
     assert "30000-32767" in ruleset  # NodePorts, on workers
+
+
+@pytest.fixture(name="listeners")
+def fixture_listeners(host):
+    """An HTTP server on each probed guest port, proven to answer inside the VM before any probe."""
+    units = []
+    for _host_port, guest_port in PROBES.values():
+        unit = "gpulab-probe-%d" % guest_port
+        host.run("sudo systemctl stop %s", unit)
+        host.check_output("sudo systemd-run --collect --unit %s python3 -m http.server %s", unit, guest_port)
+        units.append(unit)
+    for _host_port, guest_port in PROBES.values():
+        for _attempt in range(30):
+            local = host.run("python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:%s/', timeout=5)\"",
+                             guest_port)
+            if local.rc == 0:
+                break
+            time.sleep(1)
+        assert local.rc == 0, "the probe server on guest port %d does not answer inside the VM: %s" % (
+            guest_port, local.stderr)
+    yield
+    for unit in units:
+        host.run("sudo systemctl stop %s", unit)
+
+
+@pytest.mark.usefixtures("listeners")
+def test_firewall_lets_the_kubelet_port_through_from_the_node_network():
+    assert _http_answer(PROBES["open"][0]).startswith("HTTP/1.0 200")
+
+
+@pytest.mark.usefixtures("listeners")
+def test_firewall_drops_a_port_no_rule_opens():
+    assert _http_answer(PROBES["closed"][0]) == ""
