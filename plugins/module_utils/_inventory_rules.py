@@ -61,6 +61,7 @@ CLUSTER_VARIABLES = (
     ("gpulab_pod_subnet", TEXT, True),
     ("gpulab_service_subnet", TEXT, True),
     ("gpulab_admin_user", TEXT, True),
+    ("gpulab_kubernetes_version", TEXT, True),
     ("gpulab_layers", LIST, True),
     ("gpulab_control_plane_vip", TEXT, False),
     ("gpulab_allow_single_control_plane", BOOL, False),
@@ -70,6 +71,8 @@ HOST_VARIABLES = ("ansible_host",)
 VARIABLES = tuple(name for name, _kind, _required in CLUSTER_VARIABLES) + HOST_VARIABLES
 
 NETWORK_VARIABLES = ("gpulab_node_network", "gpulab_pod_subnet", "gpulab_service_subnet")
+
+KUBERNETES_VERSION = re.compile(r"^1\.[0-9]{1,3}\.[0-9]{1,3}$")
 
 # kube-controller-manager gives every node a /24 of the pod subnet (kubeadm's default node-cidr-mask-size).
 NODE_CIDR_PREFIX = 24
@@ -397,6 +400,15 @@ def check_cluster_name(view):
         return []
     return ["gpulab_cluster_name %r is not a lowercase RFC 1123 label; use 1-63 of a-z, 0-9 and '-', "
             "starting and ending with a letter or digit" % name]
+
+
+def check_kubernetes_version(view):
+    """gpulab_kubernetes_version is an exact release, 1.MINOR.PATCH: packages are pinned to it."""
+    version = _text(view, "gpulab_kubernetes_version")
+    if version is None or KUBERNETES_VERSION.match(version):
+        return []
+    return ["gpulab_kubernetes_version %r is not an exact Kubernetes release such as 1.33.5 (MAJOR.MINOR.PATCH, "
+            "no leading v): packages and images are pinned to it" % version]
 
 
 def check_domain(view):
@@ -752,6 +764,7 @@ RULES = (
     check_variable_types,
     check_consistent_variables,
     check_cluster_name,
+    check_kubernetes_version,
     check_domain,
     check_fqdns,
     check_admin_user,

@@ -35,6 +35,7 @@ CLUSTER_VARS = textwrap.dedent("""\
     gpulab_pod_subnet: 10.244.0.0/16
     gpulab_service_subnet: 10.96.0.0/12
     gpulab_admin_user: admin
+    gpulab_kubernetes_version: "1.33.5"
     gpulab_allow_single_control_plane: true
     gpulab_layers: [preflight, node]
     """)

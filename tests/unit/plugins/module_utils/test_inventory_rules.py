@@ -184,6 +184,10 @@ CASES = [
                                                  set_var("gpulab_control_plane_endpoint", "cp01.gpulab..lan")],
      [("gpulab_domain",), ("'cp01.gpulab..lan'", "cp01", "lb01")]),
     ("admin user", [set_var("gpulab_admin_user", "Admin User")], [("gpulab_admin_user", "'Admin User'")]),
+    ("kubernetes version with a v", [set_var("gpulab_kubernetes_version", "v1.33.5")],
+     [("gpulab_kubernetes_version", "'v1.33.5'", "1.33.5")]),
+    ("kubernetes version without patch", [set_var("gpulab_kubernetes_version", "1.33")],
+     [("gpulab_kubernetes_version", "'1.33'")]),
     # addresses
     ("ansible_host missing", [del_host_var("gpu03", "ansible_host")], [("gpu03", "ansible_host", "192.168.50.0/24")]),
     ("ansible_host empty", [set_host_var("gpu03", "ansible_host", " ")], [("gpu03", "no ansible_host")]),
