@@ -33,6 +33,9 @@ options:
     description:
       - Also write the summary as JSON into this folder, one new file per run, never overwriting.
       - The file is C(NNN-check.json) for a run in check mode, C(NNN-run.json) otherwise, NNN counting up.
+      - Per host it lists the tasks that changed (C(changed_tasks)) and, in check mode, the commands Ansible skipped
+        saying they would have run (C(would_run_tasks)), so that scripts/check-predicts-run can compare a check run
+        with the real one.
     type: path
     env:
       - name: GPULAB_SUMMARY_DIR
@@ -49,6 +52,8 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 COUNTERS = ("ok", "changed", "failed", "skipped", "unreachable")
+# What ansible.builtin.command and shell answer in check mode, skipping: the real run executes the command.
+WOULD_RUN = "Command would have run if not in check mode"
 
 
 def layer_of(task, play_name):
@@ -101,7 +106,8 @@ class CallbackModule(CallbackBase):
         self._hosts = {}
 
     def _row(self, host):
-        return self._hosts.setdefault(host, dict([(c, 0) for c in COUNTERS], changed_by_layer={}, changed_tasks=[]))
+        return self._hosts.setdefault(host, dict([(c, 0) for c in COUNTERS], changed_by_layer={}, changed_tasks=[],
+                                                 would_run_tasks=[]))
 
     def _count(self, result, outcome):
         row = self._row(result._host.get_name())
@@ -126,6 +132,8 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_skipped(self, result):
         self._count(result, "skipped")
+        if result._result.get("msg") == WOULD_RUN:  # command/shell in check mode: it runs in the real run
+            self._row(result._host.get_name())["would_run_tasks"].append(result._task.get_name())
 
     def v2_runner_on_unreachable(self, result):
         self._count(result, "unreachable")

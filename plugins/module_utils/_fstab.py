@@ -245,8 +245,8 @@ def read_text(path):
     return data.decode("utf-8", "surrogateescape")
 
 
-def write_text_atomic(module, path, text):
-    """Replace path with text atomically, keeping its mode and owner."""
+def write_text_atomic(module, path, text, mode=None):
+    """Replace path with text atomically, keeping its mode and owner; a new file gets ``mode`` (else 0600)."""
     folder = os.path.dirname(os.path.abspath(path))
     handle, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=folder)
     try:
@@ -259,6 +259,8 @@ def write_text_atomic(module, path, text):
                 os.chown(tmp, info.st_uid, info.st_gid)
             except OSError:  # not root: atomic_move keeps what it can
                 pass
+        elif mode is not None:
+            os.chmod(tmp, mode)
         module.atomic_move(tmp, path)
     finally:
         if os.path.exists(tmp):

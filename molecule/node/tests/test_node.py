@@ -82,12 +82,12 @@ def fixture_listeners(host):
     for _host_port, guest_port in PROBES.values():
         unit = "gpulab-probe-%d" % guest_port
         host.run("sudo systemctl stop %s", unit)
-        host.check_output("sudo systemd-run --collect --unit %s python3 -m http.server %s", unit, guest_port)
+        host.check_output("sudo systemd-run --collect --unit %s python3 -m http.server %s", unit, str(guest_port))
         units.append(unit)
     for _host_port, guest_port in PROBES.values():
         for _attempt in range(30):
             local = host.run("python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:%s/', timeout=5)\"",
-                             guest_port)
+                             str(guest_port))
             if local.rc == 0:
                 break
             time.sleep(1)

@@ -47,9 +47,11 @@ class FakeTask(object):
 
 
 class FakeResult(object):
-    def __init__(self, host, changed=False, role=None):
+    def __init__(self, host, changed=False, role=None, msg=None):
         self._host = FakeHost(host)
         self._result = {"changed": changed}
+        if msg is not None:
+            self._result["msg"] = msg
         self._task = FakeTask(role)
 
 
@@ -132,3 +134,13 @@ def test_next_path_ignores_foreign_files(tmp_path):
     (tmp_path / "007-run.json").write_text("{}")
     (tmp_path / "readme.txt").write_text("")
     assert summary.next_path(str(tmp_path), True).endswith("008-check.json")
+
+
+def test_commands_check_mode_skipped_are_recorded_as_would_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(summary.context, "CLIARGS", {"check": True})
+    callback, display, path = make(folder=str(tmp_path))
+    callback.v2_runner_on_skipped(FakeResult("gpu07", msg="Command would have run if not in check mode"))
+    callback.v2_runner_on_skipped(FakeResult("gpu07", msg="Conditional result was False"))
+    callback.v2_playbook_on_stats(None)
+    row = json.loads((tmp_path / "001-check.json").read_text())["hosts"]["gpu07"]
+    assert row["would_run_tasks"] == ["a task"] and row["skipped"] == 2 and row["changed_tasks"] == []
