@@ -29,9 +29,10 @@ options:
     description:
       - V(present) registers the NVIDIA runtime handler (and makes it the default with O(set_as_default=true)).
       - V(absent) removes the handler the module manages and, where it was the default, restores V(runc) as the
-        default runtime.
+        default runtime. For CRI-O the drop-in of O(config_path) is the module's own and is removed.
+      - V(query) changes nothing and reports what is found (GPUs, driver, toolkit, the runtime's wiring).
     type: str
-    choices: [present, absent]
+    choices: [present, absent, query]
     default: present
   runtime:
     description:
@@ -61,7 +62,7 @@ options:
     description:
       - Make the NVIDIA runtime the default runtime of containerd or CRI-O, so that every container, not only those
         of the RuntimeClass, sees the GPUs (needed by tools that do not set a RuntimeClass).
-      - V(false) leaves the default runtime as it is; if the module made nvidia the default on an earlier run, V(false)
+      - V(false) leaves the default runtime as it is; where O(runtime_name) is the default (an earlier run made it so), V(false)
         restores V(runc).
       - V(true) with O(state=absent) is refused.
     type: bool
@@ -96,8 +97,11 @@ notes:
   - RV(reboot_required) is true when the kernel module loaded is not the version of the installed driver packages
     (after an upgrade) or when a driver is installed but not loaded.
   - Check mode and diff are exact; diff shows the configuration file before and after.
-  - This release (0.1.0) ships the interface only; the behaviour comes with issue 4 and the module fails without
-    changing anything until then.
+  - GPUs are read with C(lspci -nn -D), or from C(/sys/bus/pci/devices) where pciutils is not installed; the loaded
+    driver from C(/proc/driver/nvidia/version), the installed kernel module from C(modinfo -F version nvidia), the
+    models and memory from C(nvidia-smi) when it answers.
+  - In check mode on a node where the toolkit or the runtime's configuration is not installed yet (the same run
+    installs them), the module reports C(changed), as the real run will wire them.
 seealso:
   - name: NVIDIA Container Toolkit, configuring containerd and CRI-O
     description: The upstream installation guide, whose nvidia-ctk edits this module performs idempotently.
@@ -263,16 +267,37 @@ msg:
   sample: "1 NVIDIA GPU (NVIDIA T400 4GB), driver 550.127.05; nvidia runtime registered in containerd and set as default"
 """
 
+
+import glob
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
-ISSUE = 4
-ISSUE_SUMMARY = "GPU and driver detection, NVIDIA runtime wiring in containerd or CRI-O TOML"
+from ansible_collections.gpulab.cluster.plugins.module_utils import _nvidia
+from ansible_collections.gpulab.cluster.plugins.module_utils._runtime_config import (
+    CONTAINERD_CONFIG,
+    CONTAINERD_PATHS,
+    CRIO_DROPIN_DIR,
+    CRIO_PATHS,
+    RUNC_RUNTIME_TYPE,
+    RuntimeConfigError,
+    TomlConfig,
+    containerd_handler,
+    containerd_handler_settings,
+    containerd_version,
+    crio_handler_settings,
+    lookup,
+)
+
+PCI_DEVICES = "/sys/bus/pci/devices"
+PROC_VERSION = "/proc/driver/nvidia/version"
+CRIO_DROPIN = CRIO_DROPIN_DIR + "/99-nvidia.conf"
+TOOLKIT_PACKAGE = "nvidia-container-toolkit"
 
 
 def argument_spec():
-    """The module's argument spec; the implementation of issue 4 reuses it as it is."""
     return dict(
-        state=dict(type="str", default="present", choices=["present", "absent"]),
+        state=dict(type="str", default="present", choices=["present", "absent", "query"]),
         runtime=dict(type="str", default="containerd", choices=["containerd", "crio"]),
         config_path=dict(type="path"),
         runtime_name=dict(type="str", default="nvidia"),
@@ -285,16 +310,187 @@ def argument_spec():
     )
 
 
-MODULE_RULES = dict()
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
 
 
-def build_module():
-    """AnsibleModule with the full argument validation of this module."""
-    return AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **MODULE_RULES)
+def _command(module, argv):
+    """(rc, stdout, stderr) of argv, or None when its program is not installed."""
+    binary = module.get_bin_path(argv[0])
+    if binary is None:
+        return None
+    return module.run_command([binary] + list(argv[1:]))
 
 
-def check_arguments(module):
-    """Rules between option values that required_if and friends cannot state (they test presence, not truth)."""
+def find_gpus(module):
+    """NVIDIA GPUs on the PCI bus, from lspci or, without pciutils, from sysfs."""
+    lspci = _command(module, _nvidia.LSPCI_COMMAND)
+    if lspci is not None and lspci[0] == 0:
+        return [dict(pci_address=gpu["address"], pci_id=gpu["pci_id"],
+                     model=gpu["model"] or "NVIDIA device %s" % gpu["pci_id"], memory_mib=None)
+                for gpu in _nvidia.parse_lspci(lspci[1])]
+    devices = {}
+    for folder in sorted(glob.glob(os.path.join(PCI_DEVICES, "*"))):
+        devices[os.path.basename(folder)] = dict(
+            (name, _read(os.path.join(folder, name)) or "") for name in ("vendor", "device", "class"))
+    return [dict(pci_address=gpu["address"], pci_id=gpu["pci_id"], model="NVIDIA device %s" % gpu["pci_id"],
+                 memory_mib=None) for gpu in _nvidia.gpus_from_sysfs(devices)]
+
+
+def read_driver(module, gpus):
+    """Loaded and installed driver versions, nvidia-smi's view, and whether a reboot is needed."""
+    loaded = _nvidia.parse_driver_version_file(_read(PROC_VERSION) or "")
+    loaded_version = loaded["version"] if loaded else None
+    modinfo = _command(module, ["modinfo", "-F", "version", "nvidia"])
+    installed = modinfo[1].strip() if modinfo is not None and modinfo[0] == 0 and modinfo[1].strip() else None
+    smi_state = None
+    if gpus and loaded_version:
+        smi = _command(module, _nvidia.NVIDIA_SMI_QUERY)
+        rows = None
+        if smi is not None and smi[0] == 0:
+            try:
+                rows = _nvidia.parse_nvidia_smi_query(smi[1])
+            except ValueError as exc:
+                module.warn("nvidia-smi answered in an unexpected form (%s); models from the PCI ID list" % exc)
+                rows = []
+        if rows is not None:
+            by_bus = dict((row["pci_address"], row) for row in rows)
+            for gpu in gpus:
+                row = by_bus.get(_nvidia.normalize_pci_address(gpu["pci_address"]))
+                if row:
+                    gpu["model"], gpu["memory_mib"] = row["name"], row["memory_total_mib"]
+        else:
+            smi_state = _nvidia.classify_nvidia_smi_failure(*(smi if smi is not None else (127, "", "not installed")))
+    reason = None
+    if installed and not loaded_version and gpus:
+        reason = "driver %s is installed but not loaded" % installed
+    elif installed and loaded_version and _nvidia.reboot_needed(loaded_version, installed):
+        reason = "loaded driver %s differs from installed %s" % (loaded_version, installed)
+    elif smi_state and smi_state["reboot_needed"]:
+        reason = smi_state["message"]
+    return dict(driver_loaded=loaded_version is not None, driver_version=loaded_version,
+                driver_installed_version=installed, reboot_required=reason is not None, reboot_reason=reason)
+
+
+def toolkit_version(module):
+    result = _command(module, ["dpkg-query", "-W", "-f=${Version}", TOOLKIT_PACKAGE])
+    if result is None or result[0] != 0 or not result[1].strip():
+        return None
+    return result[1].strip().split("-")[0]
+
+
+class Wiring(object):
+    """The runtime's configuration and the edits that register (or remove) the nvidia handler."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.runtime = self.params["runtime"]
+        default_path = CONTAINERD_CONFIG if self.runtime == "containerd" else CRIO_DROPIN
+        self.path = self.params["config_path"] or default_path
+        self.name = self.params["runtime_name"]
+        self.config = None
+        self.version = None
+        self.remove_file = False
+        self.acted = False
+
+    def load(self):
+        """Read the configuration; False when the file does not exist.
+
+        containerd's config.toml must exist (the container_runtime layer writes it); CRI-O's drop-in is the
+        module's own and starts empty.
+        """
+        exists = os.path.exists(self.path)
+        if self.runtime == "containerd":
+            if not exists:
+                return False
+            self.config = TomlConfig(self.path)
+            self.version = containerd_version(self.config.data, self.path)
+        else:
+            self.config = TomlConfig(self.path, "# Managed by gpulab.cluster.nvidia_toolkit: the nvidia runtime of CRI-O.\n")
+        return exists
+
+    def _default_path(self):
+        return CONTAINERD_PATHS[self.version]["default_runtime"] if self.runtime == "containerd" else CRIO_PATHS["default_runtime"]
+
+    def _handler_path(self):
+        base = CONTAINERD_PATHS[self.version]["runtimes"] if self.runtime == "containerd" else CRIO_PATHS["runtimes"]
+        return base + (self.name,)
+
+    def present(self, binary):
+        self.acted = True
+        if self.runtime == "containerd":
+            settings = containerd_handler_settings(self.version, self.name, binary,
+                                                   True if self.params["systemd_cgroup"] else None)
+        else:
+            settings = crio_handler_settings(self.name, binary)
+        default = lookup(self.config.data, self._default_path())
+        if self.params["set_as_default"]:
+            settings.append((self._default_path(), self.name))
+        elif default == self.name:
+            settings.append((self._default_path(), "runc"))
+        self.config.apply(settings)
+
+    def absent(self):
+        self.acted = True
+        if self.runtime == "crio":
+            self.remove_file = self.config.existed
+            return
+        if lookup(self.config.data, self._default_path()) == self.name:
+            self.config.apply([(self._default_path(), "runc")])
+        if containerd_handler(self.config.data, self.version, self.name) is not None:
+            self.config.remove_table(self._handler_path())
+
+    def changed(self):
+        if not self.acted:
+            return False
+        return self.remove_file or (self.config.changed and not (self.runtime == "crio" and self.params["state"] == "absent"))
+
+    def report(self, wanted_binary):
+        """runtime_path, default_runtime and wired, as the file will be after the run."""
+        data = self.config.data if self.config is not None else {}
+        if self.remove_file:
+            data = {}
+        handler = lookup(data, self._handler_path()) if self.config is not None else None
+        if self.runtime == "containerd":
+            binary = lookup(handler or {}, ("options", "BinaryName"))
+            ok = bool(handler) and handler.get("runtime_type") == RUNC_RUNTIME_TYPE and binary == wanted_binary
+            if ok and self.params["systemd_cgroup"]:
+                ok = lookup(handler, ("options", "SystemdCgroup")) is True
+        else:
+            binary = (handler or {}).get("runtime_path")
+            ok = bool(handler) and binary == wanted_binary
+        default = lookup(data, self._default_path()) if self.config is not None else None
+        if default is None:
+            default = "runc"
+        if self.params["set_as_default"]:
+            ok = ok and default == self.name
+        return dict(runtime_path=binary, default_runtime=default, wired=bool(ok))
+
+    def write(self):
+        if self.remove_file:
+            if not self.module.check_mode:
+                if self.params["backup"]:
+                    self.backup_file = self.module.backup_local(self.path)
+                os.unlink(self.path)
+            return getattr(self, "backup_file", None)
+        return self.config.write(self.module, self.params["backup"])
+
+
+def summary(gpus, driver):
+    if not gpus:
+        return "no NVIDIA GPU on the PCI bus"
+    models = sorted(set(gpu["model"] for gpu in gpus))
+    return "%d NVIDIA GPU%s (%s), driver %s" % (len(gpus), "" if len(gpus) == 1 else "s", ", ".join(models),
+                                               driver["driver_version"] or "not loaded")
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     if params["state"] == "absent" and params["set_as_default"]:
         module.fail_json(
@@ -302,16 +498,59 @@ def check_arguments(module):
             "default at once; drop set_as_default or use state=present",
             changed=False,
         )
-
-
-def main():
-    module = build_module()
-    check_arguments(module)
-    module.fail_json(
-        msg="gpulab.cluster.nvidia_toolkit is not implemented in this release (0.1.0): its behaviour comes with issue #%d "
-        "(%s). Nothing was changed." % (ISSUE, ISSUE_SUMMARY),
-        changed=False,
-    )
+    gpus = find_gpus(module)
+    driver = read_driver(module, gpus)
+    result = dict(changed=False, gpu_count=len(gpus), gpus=gpus, models=sorted(set(g["model"] for g in gpus)),
+                  toolkit_version=toolkit_version(module), runtime=params["runtime"],
+                  runtime_name=params["runtime_name"], runtime_class=params["runtime_class"], **driver)
+    found = summary(gpus, driver)
+    if not gpus and params["require_gpu"]:
+        module.fail_json(msg="%s: require_gpu is set and this node has no NVIDIA GPU (vendor 10de) on its PCI bus: "
+                         "check the card and its seating, nothing was changed" % found, **result)
+    wiring = Wiring(module)
+    binary = params["runtime_path"] or module.get_bin_path("nvidia-container-runtime")
+    result.update(config_path=wiring.path, config_version=None, runtime_path=None, default_runtime=None, wired=False)
+    try:
+        exists = wiring.load()
+        result["config_version"] = wiring.version
+        if params["state"] == "present" and gpus:
+            if binary is None or wiring.config is None:
+                missing = "nvidia-container-runtime" if binary is None else wiring.path
+                if module.check_mode:  # the same run installs it first: the real run will wire it
+                    result.update(changed=True, msg="%s; %s is not installed yet, the nvidia runtime would be "
+                                  "registered in %s once it is (check mode)" % (found, missing, params["runtime"]))
+                    module.exit_json(**result)
+                module.fail_json(msg="%s; cannot wire %s: %s is missing (the nvidia role installs the toolkit, the "
+                                 "container_runtime role the runtime's configuration; or set runtime_path/config_path), "
+                                 "nothing was changed" % (found, params["runtime"], missing), **result)
+            wiring.present(binary)
+        elif params["state"] == "absent" and exists:
+            wiring.absent()
+        if wiring.acted:
+            backup_file = wiring.write()
+            if backup_file:
+                result["backup_file"] = backup_file
+    except RuntimeConfigError as exc:
+        module.fail_json(msg=str(exc), **result)
+    if wiring.config is not None:
+        result.update(wiring.report(binary))
+    result["changed"] = wiring.changed()
+    if module._diff and result["changed"]:
+        result["diff"] = wiring.config.diff() if not wiring.remove_file else dict(
+            before=wiring.config.before, after="", before_header=wiring.path, after_header="%s (removed)" % wiring.path)
+    if params["state"] == "query":
+        done = "wired" if result["wired"] else "not wired"
+        result["msg"] = "%s; nvidia runtime %s in %s" % (found, done, params["runtime"])
+    elif params["state"] == "present" and not gpus:
+        result["msg"] = "%s: nothing to wire, nothing was changed" % found
+    elif params["state"] == "present":
+        result["msg"] = "%s; nvidia runtime %s in %s%s" % (
+            found, "registered" if result["changed"] else "already registered", params["runtime"],
+            " and set as default" if params["set_as_default"] else "")
+    else:
+        result["msg"] = "%s; nvidia runtime %s from %s" % (
+            found, "removed" if result["changed"] else "not present", params["runtime"])
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
