@@ -424,15 +424,19 @@ class Swap(object):
         self._plan_active_absent()
         self._plan_files_absent()
 
-    def _plan_fstab_absent(self):
-        source = self.sources["fstab"]
-        new = self.fstab
+    def _found_fstab_lines(self):
+        """Record every swap line of fstab under sources.fstab.found; yield (line, state) for each."""
         for line, entry, state in self._swap_lines():
             item = {"line": line.lineno, "text": line.text, "state": state}
             if entry is not None:
                 item["spec"] = decode_field(entry.spec)
                 item["device"] = self._resolve(entry.spec)[0]
-            source["found"].append(item)
+            self.sources["fstab"]["found"].append(item)
+            yield line, state
+
+    def _plan_fstab_absent(self):
+        new = self.fstab
+        for line, state in self._found_fstab_lines():
             if state == "active":
                 new = new.replace(line.lineno, comment_text(line.text, self.marker))
                 self.sources["fstab"]["actions"].append(
@@ -687,12 +691,7 @@ class Swap(object):
     def _plan_fstab_present(self):
         source = self.sources["fstab"]
         new = self.fstab
-        for line, entry, state in self._swap_lines():
-            item = {"line": line.lineno, "text": line.text, "state": state}
-            if entry is not None:
-                item["spec"] = decode_field(entry.spec)
-                item["device"] = self._resolve(entry.spec)[0]
-            source["found"].append(item)
+        for line, state in self._found_fstab_lines():
             if state == "commented":
                 original = uncomment_text(line.text, self.marker)
                 new = new.replace(line.lineno, original)
