@@ -144,6 +144,8 @@ options:
         plane, to recover a control plane whose join was aborted.
       - A listed member is removed only when it is not healthy; never this node's own member, never a healthy member,
         and never when removing it would leave etcd without quorum.
+      - A member that never started has no name in etcd; it is matched by the host of its peer URL among the
+        addresses of the Kubernetes node of that name (or the listed value itself, when it is an address).
       - Refused with any other O(state).
     type: list
     elements: str
@@ -161,8 +163,25 @@ notes:
   - Check mode reads the node and the cluster, and reports the state and the actions a real run would take, without
     touching either. Diff mode shows the node's kubeadm state before and after.
   - Stacked etcd only (etcd as static pods on the control planes).
-  - This release (0.1.0) ships the interface only; the behaviour comes with issue 5 and the module fails without
-    changing anything until then.
+  - Requires kubeadm 1.31 or later; the configuration is C(kubeadm.k8s.io/v1beta4) and
+    C(kubelet.config.k8s.io/v1beta1), written as JSON documents separated by C(---) lines (kubeadm reads its
+    configuration file as YAML, and JSON is YAML), so the node needs no YAML library.
+  - The secrets reach kubeadm only in a configuration file (mode 0600 in a private temporary folder, removed
+    afterwards); C(kubeadm init --config), C(kubeadm token create --config),
+    C(kubeadm init phase upload-certs --upload-certs --config) and C(kubeadm join --config). Nothing kubeadm prints
+    is returned; what a failure message quotes has tokens and keys replaced by C(<redacted>).
+  - RV(ca_cert_hash) is computed in Python from C(/etc/kubernetes/pki/ca.crt) (SHA-256 of the certificate's DER
+    SubjectPublicKeyInfo, found with a minimal DER walk), as kubeadm pins a CA; no openssl is run.
+  - The node's state comes from its files; C(kubelet.conf) and all four control-plane static pod manifests make a
+    control plane, C(super-admin.conf) (written by C(kubeadm init) only) marks the first one, C(kubelet.conf)
+    without manifests a worker; kubeadm files without C(kubelet.conf), or an incomplete set of manifests, a
+    half-joined node.
+  - A join that stops in kubeadm's preflight only on what an earlier attempt left behind (C(FileAvailable--etc-kubernetes-*),
+    the manifests folder, C(/var/lib/etcd), the ports of the kubelet, etcd and the control plane) is recovered with
+    C(kubeadm reset) and one more join. Check mode cannot foresee such a preflight failure.
+  - etcd is read and changed with C(etcdctl) on the node when it is installed, else with C(etcdctl) inside the
+    node's etcd static pod (C(kubectl exec)), using the C(healthcheck-client) certificate of C(/etc/kubernetes/pki/etcd).
+  - O(timeout) also becomes kubeadm's own C(timeouts) in the Init and Join configurations.
 seealso:
   - name: kubeadm join
     description: What kubeadm does when a node joins, and how discovery with CA pinning works.
@@ -172,6 +191,8 @@ seealso:
     link: https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/high-availability/
 author:
   - gpulab.cluster developers (@gpulab)
+requirements:
+  - kubeadm 1.31 or later, kubelet and kubectl on the node (the C(kubernetes) role installs them)
 extends_documentation_fragment:
   - gpulab.cluster.attributes
   - gpulab.cluster.attributes.FULL
@@ -318,16 +339,48 @@ certificate_key_expires:
   returned: with O(state=init) when O(certificate_key) is given
   type: str
   sample: "2026-11-23T20:32:11Z"
+output_tail:
+  description: The last lines kubeadm printed, with bootstrap tokens and certificate keys replaced by C(<redacted>).
+  returned: when a kubeadm step failed
+  type: str
+  sample: "[ERROR Port-10250]: Port 10250 is in use"
+option:
+  description: The option a refused value belongs to.
+  returned: when an option value is refused
+  type: str
+  sample: control_plane_endpoint
 """
+
+
+import datetime
+import os
+import shutil
+import socket
+import tempfile
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-ISSUE = 5
-ISSUE_SUMMARY = "kubeadm init, control-plane and worker joins with fresh join material, recovery, reset"
+from ansible_collections.gpulab.cluster.plugins.module_utils import _kubeadm as kubeadm
+
+POLL_SECONDS = 2
+ETCD_ENDPOINT = "https://127.0.0.1:2379"
+
+# Seams for the unit tests (a fake clock, a fixed hostname).
+_sleep = time.sleep
+_monotonic = time.monotonic
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _hostname():
+    return socket.gethostname()
 
 
 def argument_spec():
-    """The module's argument spec; the implementation of issue 5 reuses it as it is."""
+    """The module's argument spec (the 0.1.0 interface, unchanged)."""
     return dict(
         state=dict(type="str", required=True, choices=["init", "control_plane", "worker", "reset"]),
         control_plane_endpoint=dict(type="str"),
@@ -368,7 +421,7 @@ def build_module():
 
 
 def check_arguments(module):
-    """Rules between option values that required_if and friends cannot state."""
+    """Rules between option values that required_if and friends cannot state; refused before anything runs."""
     params = module.params
     if params["remove_etcd_members"] and params["state"] != "init":
         module.fail_json(
@@ -376,16 +429,414 @@ def check_arguments(module):
             "one), not with state=%s" % params["state"],
             changed=False,
         )
+    try:
+        kubeadm.check_params(params)
+    except kubeadm.OptionError as exc:
+        module.fail_json(msg="%s; nothing was changed" % exc, option=exc.option, changed=False)
+
+
+class KubeadmNode(object):
+    """One run of the module on one node."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.state = self.params["state"]
+        self.check_mode = module.check_mode
+        self.secrets = [self.params.get("token"), self.params.get("certificate_key")]
+        self.node_name = self.params["node_name"] or _hostname().strip().lower()
+        self.actions = []
+        self.changed = False
+        self.recovered = False
+        self.reset_reports = []
+        self.before = None
+        self.reason = None
+        self.result = {}
+        self._bins = {}
+
+    # --- plumbing --------------------------------------------------------------------------------------------
+
+    def act(self, sentence):
+        """Record what the run does (or, in check mode, would do); every action is a change."""
+        self.actions.append(sentence)
+        self.changed = True
+
+    def base_result(self, after):
+        result = dict(
+            changed=self.changed,
+            node_name=self.node_name,
+            node_state_before=self.before,
+            node_state=after,
+            actions=list(self.actions),
+            recovered=self.recovered,
+        )
+        if self.state != "reset":
+            result["control_plane_endpoint"] = self.params["control_plane_endpoint"]
+        if self.module._diff:
+            result["diff"] = dict(before="node_state: %s\n" % self.before, after="node_state: %s\n" % after)
+        result.update(self.result)
+        return result
+
+    def fail(self, msg, **extra):
+        result = self.base_result(extra.pop("node_state", self.before))
+        result.update(extra)
+        result.pop("changed", None)
+        self.module.fail_json(msg=kubeadm.redact(msg, self.secrets), changed=self.changed, **result)
+
+    def binary(self, name):
+        if name not in self._bins:
+            path = self.module.get_bin_path(name, required=False)
+            if not path:
+                self.fail("%s is not installed on this node (the kubernetes role installs kubeadm, kubelet and "
+                          "kubectl)" % name)
+            self._bins[name] = path
+        return self._bins[name]
+
+    def run(self, argv, **kwargs):
+        rc, out, err = self.module.run_command(argv, **kwargs)
+        return rc, out or "", err or ""
+
+    def with_config(self, documents, command):
+        """Run ``command(path)`` with the documents written to a private file (mode 0600), removed afterwards."""
+        folder = tempfile.mkdtemp(prefix="gpulab-kubeadm-")
+        path = os.path.join(folder, "kubeadm-config.json")
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.fchmod(descriptor, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(kubeadm.render(documents))
+            return command(path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def wait_until(self, probe):
+        deadline = _monotonic() + self.params["timeout"]
+        while True:
+            if probe():
+                return True
+            if _monotonic() >= deadline:
+                return False
+            _sleep(POLL_SECONDS)
+
+    def kubeadm_failure(self, step, rc, out, err):
+        """Fail with what kubeadm said, secrets replaced."""
+        text = out + "\n" + err
+        if kubeadm.preflight_failed(text):
+            checks = ", ".join("%s (%s)" % pair for pair in kubeadm.preflight_errors(text)) or "see the output"
+            self.fail("%s stopped in its preflight checks: %s" % (step, checks),
+                      output_tail=kubeadm.redact(kubeadm.tail(text), self.secrets))
+        self.fail("%s failed (rc=%s): %s" % (step, rc, kubeadm.redact(kubeadm.tail(text, 8), self.secrets)),
+                  output_tail=kubeadm.redact(kubeadm.tail(text), self.secrets))
+
+    # --- reading the node and the cluster (read-only, also in check mode) --------------------------------------
+
+    def checked_kubeadm(self, require_version=None):
+        """The kubeadm binary, once its version is known to read v1beta4 (and to be ``require_version``)."""
+        path = self.binary("kubeadm")
+        rc, out, err = self.run([path, "version", "-o", "yaml"])
+        version = kubeadm.kubeadm_version(out)
+        numbers = kubeadm.version_tuple(version)
+        if rc != 0 or numbers is None:
+            self.fail("could not read the kubeadm version (kubeadm version -o yaml, rc=%s): %s"
+                      % (rc, kubeadm.tail(out + err, 5)))
+        if numbers[:2] < kubeadm.MIN_KUBEADM:
+            self.fail("kubeadm %s is older than 1.31; this module writes kubeadm.k8s.io/v1beta4 configuration, which "
+                      "kubeadm reads from 1.31 on" % version)
+        if require_version and version != require_version:
+            self.fail("kubernetes_version %s differs from the installed kubeadm %s; install kubeadm %s or set "
+                      "kubernetes_version to %s" % (require_version, version, require_version, version),
+                      option="kubernetes_version")
+        return path
+
+    def api_ready(self, kubeconfig):
+        kubectl = self.binary("kubectl")
+        return self.run([kubectl, "--kubeconfig", kubeconfig, "get", "--raw", "/readyz"])[0] == 0
+
+    def cluster_version(self, kubeconfig):
+        kubectl = self.module.get_bin_path("kubectl", required=False)
+        if not kubectl or not os.path.exists(kubeadm.host_path(kubeconfig)):
+            return None
+        return kubeadm.server_version(self.run([kubectl, "--kubeconfig", kubeconfig, "version", "-o", "json"])[1])
+
+    def node_registered(self):
+        kubectl = self.binary("kubectl")
+        argv = [kubectl, "--kubeconfig", kubeadm.KUBELET_CONF, "get", "node", self.node_name, "-o", "name"]
+        return self.run(argv)[0] == 0
+
+    def node_addresses(self, name):
+        kubectl = self.binary("kubectl")
+        rc, out, _err = self.run([kubectl, "--kubeconfig", kubeadm.ADMIN_CONF, "get", "node", name, "-o",
+                                  "jsonpath={.status.addresses[*].address}"])
+        return out.split() if rc == 0 else []
+
+    def etcdctl(self, args):
+        """etcdctl against this control plane's etcd: on the node if installed, else inside its etcd pod."""
+        flags = ["--endpoints=%s" % ETCD_ENDPOINT,
+                 "--cacert=%s/ca.crt" % kubeadm.ETCD_PKI,
+                 "--cert=%s/healthcheck-client.crt" % kubeadm.ETCD_PKI,
+                 "--key=%s/healthcheck-client.key" % kubeadm.ETCD_PKI]
+        local = self.module.get_bin_path("etcdctl", required=False)
+        if local:
+            return self.run([local] + flags + args, environ_update={"ETCDCTL_API": "3"})
+        kubectl = self.binary("kubectl")
+        return self.run([kubectl, "--kubeconfig", kubeadm.ADMIN_CONF, "-n", "kube-system", "exec",
+                         "etcd-%s" % self.node_name, "--", "etcdctl"] + flags + args)
+
+    def etcd_members(self):
+        rc, out, err = self.etcdctl(["member", "list"])
+        if rc != 0:
+            return None
+        return kubeadm.member_list(out)
+
+    def cluster_facts(self, kubeconfig, control_plane):
+        """ca_cert_hash, kubernetes_version and etcd_members, as far as the node can tell (never fails)."""
+        try:
+            with open(kubeadm.host_path(kubeadm.CA_CRT)) as handle:
+                self.result["ca_cert_hash"] = kubeadm.ca_cert_hash(handle.read())
+        except (IOError, OSError, ValueError):
+            pass
+        version = self.cluster_version(kubeconfig)
+        if version:
+            self.result["kubernetes_version"] = version
+        reachable = self.module.get_bin_path("etcdctl", required=False) or self.module.get_bin_path("kubectl", required=False)
+        if control_plane and reachable and os.path.exists(kubeadm.host_path(kubeadm.ADMIN_CONF)):
+            members = self.etcd_members()
+            if members is not None:
+                self.result["etcd_members"] = [member["name"] or "(unstarted %s)" % member["id"] for member in members]
+
+    def cni_files(self):
+        folder = kubeadm.host_path(kubeadm.CNI_CONF_DIR)
+        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+    # --- changing the node ----------------------------------------------------------------------------------------
+
+    def reset(self, sentence):
+        """`kubeadm reset`, then the CNI configuration it leaves behind."""
+        path = self.binary("kubeadm")
+        cni = self.cni_files()
+        self.act(sentence)
+        if cni:
+            self.act("remove the CNI configuration in %s (%s)" % (kubeadm.CNI_CONF_DIR, ", ".join(cni)))
+        if self.check_mode:
+            return
+        argv = [path, "reset", "--force"]
+        if self.params.get("cri_socket"):
+            argv += ["--cri-socket", self.params["cri_socket"]]
+        rc, out, err = self.run(argv)
+        if rc != 0:
+            self.kubeadm_failure("kubeadm reset", rc, out, err)
+        self.reset_reports.append(kubeadm.reset_report(out + "\n" + err))
+        for name in cni:
+            target = os.path.join(kubeadm.host_path(kubeadm.CNI_CONF_DIR), name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            elif os.path.lexists(target):
+                os.unlink(target)
+
+    def expiry(self, seconds):
+        return kubeadm.utc_text(_now() + datetime.timedelta(seconds=seconds))
+
+    def token_expiry(self):
+        seconds = kubeadm.duration_seconds(self.params["token_ttl"])
+        return self.expiry(seconds) if seconds else "never"
+
+    def ensure_token(self, path):
+        """The caller's bootstrap token exists on the cluster (created from a config file when it does not)."""
+        token = self.params["token"]
+        rc, out, err = self.run([path, "token", "list"])
+        if rc != 0:
+            self.kubeadm_failure("kubeadm token list", rc, out, err)
+        tokens = kubeadm.token_list(out)
+        if token in tokens:
+            self.result["token_expires"] = tokens[token] or "never"
+            return
+        token_id = token.split(".")[0]
+        if any(known.split(".")[0] == token_id for known in tokens):
+            self.fail("a bootstrap token with the id %s already exists with another secret; generate a fresh token"
+                      % token_id, option="token")
+        self.act("bootstrap token created (ttl %s)" % self.params["token_ttl"])
+        self.result["token_expires"] = self.token_expiry()
+        if self.check_mode:
+            return
+        rc, out, err = self.with_config(kubeadm.token_documents(self.params),
+                                        lambda config: self.run([path, "token", "create", "--config", config]))
+        if rc != 0:
+            self.kubeadm_failure("kubeadm token create", rc, out, err)
+
+    def upload_certs(self, path):
+        self.act("control-plane certificates uploaded again (kubeadm deletes them after 2h)")
+        self.result["certificate_key_expires"] = self.expiry(kubeadm.UPLOADED_CERTS_TTL.total_seconds())
+        if self.check_mode:
+            return
+        rc, out, err = self.with_config(
+            kubeadm.upload_certs_documents(self.params),
+            lambda config: self.run([path, "init", "phase", "upload-certs", "--upload-certs", "--config", config]))
+        if rc != 0:
+            self.kubeadm_failure("kubeadm init phase upload-certs", rc, out, err)
+
+    def remove_stale_members(self):
+        """Remove the unhealthy etcd members of remove_etcd_members through this control plane."""
+        wanted = self.params["remove_etcd_members"]
+        members = self.etcd_members()
+        if members is None:
+            self.fail("could not list the etcd members through this control plane (etcdctl member list)")
+        rc, out, err = self.etcdctl(["endpoint", "health", "--cluster"])  # rc 1 when a member is unhealthy
+        health = kubeadm.endpoint_health(out + "\n" + err)
+        addresses = dict((name, self.node_addresses(name)) for name in wanted if name != self.node_name)
+        remove, skipped, refused = kubeadm.removal_plan(members, health, wanted, self.node_name, addresses)
+        if refused:
+            self.fail("etcd members not removed: %s" % "; ".join("%s: %s" % pair for pair in refused))
+        for name, reason in skipped:
+            if reason != "no etcd member":
+                self.module.warn("remove_etcd_members: %s not removed, %s" % (name, reason))
+        removed = []
+        for name, member in remove:
+            kind = "learner" if member["is_learner"] else "voting member"
+            started = member["status"] if member["status"] else "unknown status"
+            self.act("remove stale etcd member %s (id %s, %s, %s)" % (name, member["id"], kind, started))
+            if not self.check_mode:
+                rc, out, err = self.etcdctl(["member", "remove", member["id"]])
+                if rc != 0:
+                    self.fail("etcdctl member remove %s (%s) failed: %s" % (member["id"], name, kubeadm.tail(out + err, 5)))
+            removed.append(name)
+        self.result["removed_etcd_members"] = removed
+
+    def join(self, path, control_plane):
+        config = kubeadm.join_configuration(self.params, control_plane)
+        return self.with_config([config], lambda name: self.run([path, "join", "--config", name]))
+
+    # --- the states ---------------------------------------------------------------------------------------------
+
+    def do_init(self, decision):
+        params = self.params
+        path = self.checked_kubeadm(require_version=params["kubernetes_version"])
+        if decision == "reset_then_init":
+            self.reset("reset half-initialised node (%s)" % self.reason)
+            self.recovered = True
+        self.act("kubeadm init (cluster %s, endpoint %s, Kubernetes %s)"
+                 % (params["cluster_name"], params["control_plane_endpoint"], params["kubernetes_version"]))
+        if params.get("token"):
+            self.act("bootstrap token created (ttl %s)" % params["token_ttl"])
+            self.result["token_expires"] = self.token_expiry()
+        if params.get("certificate_key"):
+            self.act("control-plane certificates uploaded (kubeadm deletes them after 2h)")
+            self.result["certificate_key_expires"] = self.expiry(kubeadm.UPLOADED_CERTS_TTL.total_seconds())
+        self.result["removed_etcd_members"] = []
+        if self.check_mode:
+            self.result["kubernetes_version"] = params["kubernetes_version"]
+            return "initialised"
+        argv_tail = ["--upload-certs"] if params.get("certificate_key") else []
+        rc, out, err = self.with_config(kubeadm.init_documents(params),
+                                        lambda config: self.run([path, "init", "--config", config] + argv_tail))
+        if rc != 0:
+            self.kubeadm_failure("kubeadm init", rc, out, err)
+        if not self.wait_until(lambda: self.api_ready(kubeadm.ADMIN_CONF)):
+            self.fail("kubeadm init finished but the API does not answer (kubectl get --raw /readyz) within %ss"
+                      % params["timeout"], node_state="initialised")
+        self.cluster_facts(kubeadm.ADMIN_CONF, control_plane=True)
+        printed = kubeadm.ca_hashes_in_output(out)
+        if printed and self.result.get("ca_cert_hash") not in printed:
+            self.module.warn("kubeadm printed the CA pin %s, but %s hashes to %s"
+                             % (printed[0], kubeadm.CA_CRT, self.result.get("ca_cert_hash")))
+        self.result.setdefault("kubernetes_version", params["kubernetes_version"])
+        return "initialised"
+
+    def do_refresh(self, decision):
+        params = self.params
+        path = self.checked_kubeadm()
+        if not self.wait_until(lambda: self.api_ready(kubeadm.ADMIN_CONF)):
+            self.fail("this node is an initialised control plane (%s), but its API does not answer (kubectl get --raw "
+                      "/readyz with admin.conf) within %ss; it is never initialised again, and no join material can "
+                      "be made until it answers" % (self.reason, params["timeout"]))
+        self.result["removed_etcd_members"] = []
+        if params.get("remove_etcd_members"):
+            self.remove_stale_members()
+        if params.get("token"):
+            self.ensure_token(path)
+        if params.get("certificate_key"):
+            self.upload_certs(path)
+        self.cluster_facts(kubeadm.ADMIN_CONF, control_plane=True)
+        return self.before
+
+    def do_join(self, decision):
+        params = self.params
+        control_plane = self.state == "control_plane"
+        role = "control plane" if control_plane else "worker"
+        path = self.checked_kubeadm()
+        if decision == "reset_then_join":
+            self.reset("reset half-joined node (%s)" % self.reason)
+            self.recovered = True
+        self.act("kubeadm join %s as %s" % (params["control_plane_endpoint"], role))
+        if self.check_mode:
+            self.act("node %s registered" % self.node_name)
+            return self.state
+        rc, out, err = self.join(path, control_plane)
+        text = out + "\n" + err
+        if rc != 0 and kubeadm.preflight_failed(text) and not self.reset_reports:
+            errors = kubeadm.preflight_errors(text)
+            checks = [check for check, _message in errors]
+            if checks and all(kubeadm.is_leftover_check(check, params["bind_port"]) for check in checks):
+                self.reset("reset after a preflight failure on leftovers of an earlier attempt (%s)" % ", ".join(checks))
+                self.recovered = True
+                self.act("kubeadm join %s as %s, again" % (params["control_plane_endpoint"], role))
+                rc, out, err = self.join(path, control_plane)
+                text = out + "\n" + err
+        if rc != 0:
+            sentence = kubeadm.etcd_membership_error(text) if control_plane else None
+            if sentence:
+                self.fail_etcd_join(sentence, text)
+            self.kubeadm_failure("kubeadm join", rc, out, err)
+        if not self.wait_until(self.node_registered):
+            self.fail("kubeadm join finished, but node %s did not register within %ss (kubectl get node with "
+                      "kubelet.conf)" % (self.node_name, params["timeout"]), node_state=self.state)
+        self.act("node %s registered" % self.node_name)
+        self.cluster_facts(kubeadm.ADMIN_CONF if control_plane else kubeadm.KUBELET_CONF, control_plane)
+        return self.state
+
+    def fail_etcd_join(self, sentence, text):
+        address = self.params.get("advertise_address")
+        peer = "peer https://%s:2380" % address if address else "its peer URL is on this node's address"
+        note = ""
+        if any(report["etcd_member_removal_failed"] or report["no_cluster_config"] for report in self.reset_reports):
+            note = " kubeadm reset could not remove this node's own etcd member earlier in this run."
+        self.fail("kubeadm join stopped in its etcd step: %s.%s The node is left half-joined. Recovery: remove the stale "
+                  "etcd member of %s (%s) with state=init and remove_etcd_members: [%s] on a healthy "
+                  "control plane, then run this task again; it resets the node and joins it. Join control planes one "
+                  "at a time (throttle: 1)." % (sentence, note, self.node_name, peer, self.node_name),
+                  node_state="half_joined", output_tail=kubeadm.redact(kubeadm.tail(text), self.secrets))
+
+    def do_reset(self, decision):
+        self.reset("kubeadm reset")
+        return "absent"
+
+    def do_none(self, decision):
+        control_plane = self.before in ("initialised", "control_plane")
+        self.cluster_facts(kubeadm.ADMIN_CONF if control_plane else kubeadm.KUBELET_CONF, control_plane)
+        return self.before
+
+    def apply(self):
+        files = kubeadm.read_node_files()
+        self.before, self.reason = kubeadm.node_state(files)
+        decision, message = kubeadm.decide(self.state, self.before, files["etcd_data"])
+        if decision == "fail":
+            self.fail("%s (found: %s); nothing was changed" % (message, self.reason))
+        handler = {
+            "init": self.do_init, "reset_then_init": self.do_init, "refresh": self.do_refresh,
+            "join": self.do_join, "reset_then_join": self.do_join, "reset": self.do_reset, "none": self.do_none,
+        }[decision]
+        after = handler(decision)
+        if not self.check_mode and self.changed:
+            found, reason = kubeadm.node_state(kubeadm.read_node_files())
+            if found != after:
+                self.module.warn("after the run the node's files say %s (%s), not %s" % (found, reason, after))
+                after = found
+        self.module.exit_json(**self.base_result(after))
 
 
 def main():
     module = build_module()
     check_arguments(module)
-    module.fail_json(
-        msg="gpulab.cluster.kubeadm_join is not implemented in this release (0.1.0): its behaviour comes with issue #%d "
-        "(%s). Nothing was changed." % (ISSUE, ISSUE_SUMMARY),
-        changed=False,
-    )
+    KubeadmNode(module).apply()
 
 
 if __name__ == "__main__":
