@@ -33,9 +33,11 @@ options:
     description:
       - Also write the summary as JSON into this folder, one new file per run, never overwriting.
       - The file is C(NNN-check.json) for a run in check mode, C(NNN-run.json) otherwise, NNN counting up.
-      - Per host it lists the tasks that changed (C(changed_tasks)) and, in check mode, the commands Ansible skipped
-        saying they would have run (C(would_run_tasks)), so that scripts/check-predicts-run can compare a check run
-        with the real one.
+      - Per host it lists the tasks that changed (C(changed_tasks)) and, in check mode, the tasks check mode skipped
+        that the real run may change (C(may_change_tasks)) - commands Ansible skipped saying they would have run, and
+        tasks skipped by a condition on C(ansible_check_mode) (a role's own statement that check mode cannot see what
+        the task edits yet, such as a file of a package the same run installs) with the handlers they notify - so
+        that scripts/check-predicts-run can compare a check run with the real one.
     type: path
     env:
       - name: GPULAB_SUMMARY_DIR
@@ -54,6 +56,16 @@ from ansible.plugins.callback import CallbackBase
 COUNTERS = ("ok", "changed", "failed", "skipped", "unreachable")
 # What ansible.builtin.command and shell answer in check mode, skipping: the real run executes the command.
 WOULD_RUN = "Command would have run if not in check mode"
+
+
+def mentions_check_mode(task):
+    """Whether the task (or a block around it) is conditional on ansible_check_mode."""
+    node = task
+    while node is not None:
+        if any("ansible_check_mode" in str(condition) for condition in (getattr(node, "when", None) or [])):
+            return True
+        node = getattr(node, "_parent", None)
+    return False
 
 
 def layer_of(task, play_name):
@@ -107,7 +119,7 @@ class CallbackModule(CallbackBase):
 
     def _row(self, host):
         return self._hosts.setdefault(host, dict([(c, 0) for c in COUNTERS], changed_by_layer={}, changed_tasks=[],
-                                                 would_run_tasks=[]))
+                                                 may_change_tasks=[]))
 
     def _count(self, result, outcome):
         row = self._row(result._host.get_name())
@@ -132,8 +144,13 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_skipped(self, result):
         self._count(result, "skipped")
-        if result._result.get("msg") == WOULD_RUN:  # command/shell in check mode: it runs in the real run
-            self._row(result._host.get_name())["would_run_tasks"].append(result._task.get_name())
+        task = result._task
+        if result._result.get("msg") == WOULD_RUN or mentions_check_mode(task):
+            may_change = self._row(result._host.get_name())["may_change_tasks"]
+            may_change.append(task.get_name())
+            role = getattr(task, "_role", None)
+            for handler in task.notify or []:
+                may_change.append("%s : %s" % (role.get_name(), handler) if role is not None else handler)
 
     def v2_runner_on_unreachable(self, result):
         self._count(result, "unreachable")

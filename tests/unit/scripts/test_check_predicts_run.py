@@ -51,9 +51,9 @@ def test_missing_pair_and_bad_options_exit_2(tmp_path):
     assert bad.returncode == 2
 
 
-def test_commands_check_mode_would_have_run_count_when_they_change(tmp_path):
+def test_tasks_check_mode_skipped_count_when_they_change(tmp_path):
     check = summary(a=["r : t1"])
-    check["hosts"]["a"]["would_run_tasks"] = ["r : cmd", "r : other cmd"]
+    check["hosts"]["a"]["may_change_tasks"] = ["r : cmd", "r : other cmd"]
     assert run(tmp_path, check, summary(a=["r : t1", "r : cmd"])).returncode == 0
     assert run(tmp_path, check, summary(a=["r : t1"])).returncode == 0  # ran, its changed_when said no change
     assert run(tmp_path, check, summary(a=["r : t1", "r : t9"])).returncode == 1

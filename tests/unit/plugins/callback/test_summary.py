@@ -41,6 +41,9 @@ class FakeTask(object):
     def __init__(self, role=None, name="a task"):
         self._role = FakeRole(role) if role else None
         self.name = name
+        self.when = []
+        self.notify = None
+        self._parent = None
 
     def get_name(self):
         return self.name
@@ -136,11 +139,18 @@ def test_next_path_ignores_foreign_files(tmp_path):
     assert summary.next_path(str(tmp_path), True).endswith("008-check.json")
 
 
-def test_commands_check_mode_skipped_are_recorded_as_would_run(tmp_path, monkeypatch):
+def test_tasks_check_mode_cannot_predict_are_recorded_with_their_handlers(tmp_path, monkeypatch):
     monkeypatch.setattr(summary.context, "CLIARGS", {"check": True})
     callback, display, path = make(folder=str(tmp_path))
     callback.v2_runner_on_skipped(FakeResult("gpu07", msg="Command would have run if not in check mode"))
     callback.v2_runner_on_skipped(FakeResult("gpu07", msg="Conditional result was False"))
+    skipped_in_check = FakeResult("gpu07", role="gpulab.cluster.node", msg="Conditional result was False")
+    block = FakeTask()
+    block.when = ["not (ansible_check_mode and _node_time_package is changed)"]
+    skipped_in_check._task._parent = block
+    skipped_in_check._task.notify = ["Restart chrony"]
+    callback.v2_runner_on_skipped(skipped_in_check)
     callback.v2_playbook_on_stats(None)
     row = json.loads((tmp_path / "001-check.json").read_text())["hosts"]["gpu07"]
-    assert row["would_run_tasks"] == ["a task"] and row["skipped"] == 2 and row["changed_tasks"] == []
+    assert row["may_change_tasks"] == ["a task", "a task", "gpulab.cluster.node : Restart chrony"]
+    assert row["skipped"] == 3 and row["changed_tasks"] == []
