@@ -172,8 +172,11 @@ class TomlConfig(object):
                 raise RuntimeConfigError("%s: cannot set %s (%s), nothing was changed" % (self.path, dotted(path), exc))
         for path in removals:
             old = self.doc.get(path)
-            if self.doc.remove(path):
-                self.changes.append("%s: %s -> (removed)" % (dotted(path), dumps_value(old)))
+            try:
+                if self.doc.remove(path):
+                    self.changes.append("%s: %s -> (removed)" % (dotted(path), dumps_value(old)))
+            except TomlError as exc:
+                raise RuntimeConfigError("%s: cannot remove %s (%s), nothing was changed" % (self.path, dotted(path), exc))
 
     def replace(self, text, why):
         """Start over from ``text`` (the file's old text stays the diff's "before")."""
@@ -186,8 +189,11 @@ class TomlConfig(object):
 
     def remove_table(self, path):
         """Remove a table with its sub-tables (a runtime handler and its options)."""
-        if self.doc.remove_table(path):
-            self.changes.append("%s: (table removed)" % dotted(path))
+        try:
+            if self.doc.remove_table(path):
+                self.changes.append("%s: (table removed)" % dotted(path))
+        except TomlError as exc:
+            raise RuntimeConfigError("%s: cannot remove %s (%s), nothing was changed" % (self.path, dotted(path), exc))
 
     @property
     def changed(self):

@@ -241,7 +241,9 @@ runtime_path:
   type: str
   sample: /usr/bin/nvidia-container-runtime
 default_runtime:
-  description: The runtime's default runtime handler after the run.
+  description:
+    - The runtime's default runtime handler after the run.
+    - For CRI-O, null when the module's drop-in sets no default (CRI-O's own default, crun or runc, applies).
   returned: always
   type: str
   sample: nvidia
@@ -429,11 +431,14 @@ class Wiring(object):
         else:
             settings = crio_handler_settings(self.name, binary)
         default = lookup(self.config.data, self._default_path())
+        removals = []
         if self.params["set_as_default"]:
             settings.append((self._default_path(), self.name))
+        elif default == self.name and self.runtime == "crio":
+            removals.append(self._default_path())  # the drop-in is ours: CRI-O's own default (crun or runc) applies
         elif default == self.name:
             settings.append((self._default_path(), "runc"))
-        self.config.apply(settings)
+        self.config.apply(settings, removals)
 
     def absent(self):
         self.acted = True
@@ -466,7 +471,7 @@ class Wiring(object):
             ok = bool(handler) and binary == wanted_binary
         default = lookup(data, self._default_path()) if self.config is not None else None
         if default is None:
-            default = "runc"
+            default = "runc" if self.runtime == "containerd" else None
         if self.params["set_as_default"]:
             ok = ok and default == self.name
         return dict(runtime_path=binary, default_runtime=default, wired=bool(ok))
@@ -512,6 +517,12 @@ def main():
     result.update(config_path=wiring.path, config_version=None, runtime_path=None, default_runtime=None, wired=False)
     try:
         exists = wiring.load()
+    except RuntimeConfigError as exc:
+        if params["state"] == "query" or (params["state"] == "present" and not gpus):
+            result["msg"] = "%s; %s" % (found, exc)  # nothing to wire here: the configuration is the runtime layer's
+            module.exit_json(**result)
+        module.fail_json(msg=str(exc), **result)
+    try:
         result["config_version"] = wiring.version
         if params["state"] == "present" and gpus:
             if binary is None or wiring.config is None:

@@ -6,12 +6,13 @@ the summary callback records them, with the handlers they notify, as tasks the r
 """
 import os
 import subprocess
+import sys
 
 
 def test_check_mode_predicted_the_converge():
     project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
     result = subprocess.run(
-        ["python", os.path.join(project, "scripts", "check-predicts-run"), os.environ["GPULAB_SUMMARY_DIR"]],
+        [sys.executable, os.path.join(project, "scripts", "check-predicts-run"), os.environ["GPULAB_SUMMARY_DIR"]],
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

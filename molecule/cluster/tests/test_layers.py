@@ -14,7 +14,9 @@ def test_node_names_and_hosts_file(host):
     name = host.backend.get_hostname()
     assert host.check_output("hostname") == name
     lines = host.file("/etc/hosts").content_string.splitlines()
-    block = lines[next(i for i, line in enumerate(lines) if line.startswith("# BEGIN gpulab.cluster")):]
+    starts = [i for i, line in enumerate(lines) if line.startswith("# BEGIN gpulab.cluster")]
+    assert starts, "no block of the node role in /etc/hosts"
+    block = lines[starts[0]:]
     entries = [line.split() for line in block if line and not line.startswith("#")]
     for other, address in (("lb01", "10.77.19.10"), ("cp01", "10.77.19.11"), ("gpu15", "10.77.19.115")):
         assert [address, "%s.lab.gpulab.lan" % other, other] in entries

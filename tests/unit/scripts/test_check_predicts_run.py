@@ -57,3 +57,15 @@ def test_tasks_check_mode_skipped_count_when_they_change(tmp_path):
     assert run(tmp_path, check, summary(a=["r : t1", "r : cmd"])).returncode == 0
     assert run(tmp_path, check, summary(a=["r : t1"])).returncode == 0  # ran, its changed_when said no change
     assert run(tmp_path, check, summary(a=["r : t1", "r : t9"])).returncode == 1
+
+
+def test_a_task_changing_twice_must_be_predicted_twice(tmp_path):
+    assert run(tmp_path, summary(a=["r : t", "r : t"]), summary(a=["r : t", "r : t"])).returncode == 0
+    assert run(tmp_path, summary(a=["r : t"]), summary(a=["r : t", "r : t"])).returncode == 1
+
+
+def test_failed_or_unreachable_hosts_are_no_prediction(tmp_path):
+    failed = summary(a=["r : t"])
+    failed["hosts"]["a"]["failed"] = 1
+    result = run(tmp_path, failed, failed)
+    assert result.returncode == 1 and "a: check mode failed or was unreachable" in result.stdout

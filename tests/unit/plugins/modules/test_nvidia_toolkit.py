@@ -255,3 +255,38 @@ def test_unknown_runtime_and_contradiction_refused(node):
     assert failed and "docker" in result["msg"] and "containerd" in result["msg"]
     failed, result = run_module(nvidia_toolkit, {"state": "absent", "set_as_default": True})
     assert failed and "set_as_default=true contradicts state=absent" in result["msg"]
+
+
+def test_crio_not_default_any_more_leaves_the_default_to_crio(node):
+    quadro_node(node)
+    path = str(node.root / "99-nvidia.conf")
+    assert not run_module(nvidia_toolkit, dict(runtime="crio", config_path=path, set_as_default=True))[0]
+    failed, result = run_module(nvidia_toolkit, dict(runtime="crio", config_path=path, set_as_default=False))
+    assert not failed and result["changed"] is True and result["default_runtime"] is None
+    data = tomllib.loads((node.root / "99-nvidia.conf").read_text())
+    assert "default_runtime" not in data["crio"]["runtime"] and "nvidia" in data["crio"]["runtime"]["runtimes"]
+
+
+def test_query_reports_an_unusable_config_without_failing(node):
+    node.answer("lspci", 0, fixture("nvidia", "lspci_nn_thinkpad_t580_no_nvidia.txt"))
+    node.answer("modinfo", 1, "", "modinfo: ERROR: Module nvidia not found.")
+    path = node.config("config.toml", fixture("runtime_configs", "containerd.io-1.6.9-package.toml"))
+    for args in (dict(state="query", config_path=path), dict(config_path=path)):
+        failed, result = run_module(nvidia_toolkit, args)
+        assert not failed and result["changed"] is False and "version 1" in result["msg"]
+    quadro_node(node)
+    failed, result = run_module(nvidia_toolkit, dict(config_path=path))
+    assert failed and path in result["msg"]
+
+
+def test_absent_with_a_handler_in_an_inline_table_names_the_file(node):
+    quadro_node(node)
+    text = fixture("runtime_configs", "containerd-1.6-default.toml").replace(
+        '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]\n',
+        '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]\n'
+        '        nvidia = {runtime_type = "io.containerd.runc.v2"}\n', 1)
+    path = node.config("config.toml", text)
+    assert "nvidia = {" in text
+    failed, result = run_module(nvidia_toolkit, dict(config_path=path, state="absent"))
+    assert failed and path in result["msg"] and "inline table" in result["msg"]
+    assert (node.root / "config.toml").read_text() == text
