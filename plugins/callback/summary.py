@@ -149,7 +149,8 @@ class CallbackModule(CallbackBase):
             may_change = self._row(result._host.get_name())["may_change_tasks"]
             may_change.append(task.get_name())
             role = getattr(task, "_role", None)
-            for handler in task.notify or []:
+            notify = task.notify or []
+            for handler in [notify] if isinstance(notify, str) else notify:  # a task may name one handler as a string
                 may_change.append("%s : %s" % (role.get_name(), handler) if role is not None else handler)
 
     def v2_runner_on_unreachable(self, result):

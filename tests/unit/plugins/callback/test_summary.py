@@ -148,7 +148,7 @@ def test_tasks_check_mode_cannot_predict_are_recorded_with_their_handlers(tmp_pa
     block = FakeTask()
     block.when = ["not (ansible_check_mode and _node_time_package is changed)"]
     skipped_in_check._task._parent = block
-    skipped_in_check._task.notify = ["Restart chrony"]
+    skipped_in_check._task.notify = "Restart chrony"  # as the task result's copy of the task holds a single handler
     callback.v2_runner_on_skipped(skipped_in_check)
     callback.v2_playbook_on_stats(None)
     row = json.loads((tmp_path / "001-check.json").read_text())["hosts"]["gpu07"]
