@@ -490,8 +490,8 @@ def summary(gpus, driver):
     if not gpus:
         return "no NVIDIA GPU on the PCI bus"
     models = sorted(set(gpu["model"] for gpu in gpus))
-    return "%d NVIDIA GPU%s (%s), driver %s" % (len(gpus), "" if len(gpus) == 1 else "s", ", ".join(models),
-                                               driver["driver_version"] or "not loaded")
+    plural = "" if len(gpus) == 1 else "s"
+    return "%d NVIDIA GPU%s (%s), driver %s" % (len(gpus), plural, ", ".join(models), driver["driver_version"] or "not loaded")
 
 
 def main():

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-in for a kube-apiserver in the container lab (there is no kubeadm here): TLS on 6443.
 
 GET /readyz answers 200 "ok" while /run/gpulab-standin/ready exists, else 500 (what an API server that lost etcd

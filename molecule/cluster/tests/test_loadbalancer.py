@@ -16,6 +16,7 @@ def only_on_lb01(host):
     if host.backend.get_hostname() != "lb01":
         pytest.skip("the load balancer is lb01")
 
+
 LB = ("10.77.19.10", 6443)  # lb01 in inventories/lab
 CONTROL_PLANES = {"cp01", "cp02", "cp03"}
 
@@ -76,7 +77,7 @@ def test_haproxy_runs_with_a_checked_config_and_private_stats(host):
 def test_every_ready_control_plane_serves_through_the_lb(host):
     for server in sorted(CONTROL_PLANES):
         _wait_state(host, server, "UP")
-    assert {_served_by() for _ in range(9)} == CONTROL_PLANES
+    assert {_served_by() for dummy in range(9)} == CONTROL_PLANES
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def cp02_not_ready():
 
 def test_a_backend_failing_readyz_is_taken_out_and_comes_back(host, cp02_not_ready):
     _wait_state(host, "cp02", "DOWN")
-    assert "cp02" not in {_served_by() for _ in range(9)}
+    assert "cp02" not in {_served_by() for dummy in range(9)}
     cp02_not_ready.check_output("touch /run/gpulab-standin/ready")
     _wait_state(host, "cp02", "UP")
-    assert "cp02" in {_served_by() for _ in range(12)}
+    assert "cp02" in {_served_by() for dummy in range(12)}
