@@ -12,7 +12,7 @@ LAB := $(CURDIR)/lab/gpulab-lab
 SANITY_DIR := $(CURDIR)/build/sanity/ansible_collections/gpulab/cluster
 
 .PHONY: help deps venv lab-up lab-down lab-status demo site test test-quick test-unit test-syntax \
-        test-sanity test-lint test-molecule molecule-cluster molecule-node docs docs-check \
+        test-sanity test-lint test-molecule molecule-cluster molecule-lb-pair molecule-node docs docs-check \
         changelog-lint clean
 
 help:
@@ -72,10 +72,14 @@ test-sanity: venv
 	cd $(SANITY_DIR) && git init -q && git add -A && \
 	  ansible-test sanity --python 3.11 --venv --requirements --color no
 
-test-molecule: molecule-cluster molecule-node
+test-molecule: molecule-cluster molecule-lb-pair molecule-node
 
 molecule-cluster: deps venv
 	molecule test -s cluster
+
+# Two load balancers sharing the API's virtual IP (keepalived); uses the lab network, so after molecule-cluster.
+molecule-lb-pair: deps venv
+	molecule test -s lb_pair
 
 # The node layer on a real kernel: a qemu VM with two extra disks, swap from three sources, a reboot.
 molecule-node: deps venv
