@@ -435,6 +435,11 @@ def check_arguments(module):
         module.fail_json(msg="%s; nothing was changed" % exc, option=exc.option, changed=False)
 
 
+
+# What check mode predicts for a fresh node whose kubeadm the same run installs.
+CHECK_MODE_AFTER = dict(init="initialised", control_plane="control_plane", worker="worker")
+CHECK_MODE_ACTION = dict(init="kubeadm init", control_plane="kubeadm join as control plane", worker="kubeadm join as worker")
+
 class KubeadmNode(object):
     """One run of the module on one node."""
 
@@ -486,6 +491,11 @@ class KubeadmNode(object):
     def binary(self, name):
         if name not in self._bins:
             path = self.module.get_bin_path(name, required=False)
+            if not path and self.module.check_mode and self.before == "absent" and self.state in CHECK_MODE_AFTER:
+                # A fresh node in check mode: the packages come with the same run (role kubernetes_packages).
+                self.act("%s once %s is installed (the same run installs it)" % (CHECK_MODE_ACTION[self.state], name))
+                self.module.exit_json(msg="%s is not installed yet; check mode predicts: %s" % (name, self.actions[-1]),
+                                      **self.base_result(CHECK_MODE_AFTER[self.state]))
             if not path:
                 self.fail("%s is not installed on this node (the kubernetes role installs kubeadm, kubelet and "
                           "kubectl)" % name)

@@ -855,3 +855,13 @@ def test_no_log_hides_secrets_in_real_module_output(capsys, tmp_path, monkeypatc
     out = capsys.readouterr().out
     assert "kubeadm is not installed" in out
     assert TOKEN not in out and CERT_KEY not in out
+
+
+@pytest.mark.parametrize("args, after", [(INIT, "initialised"), (CONTROL_PLANE, "control_plane"), (WORKER, "worker")])
+def test_check_mode_on_a_fresh_node_before_kubeadm_is_installed_predicts_the_change(node, args, after):
+    node.binaries.discard("kubeadm")
+    failed, result = run_module(kubeadm_join, args, check_mode=True)
+    assert not failed and result["changed"] is True and node.calls == []
+    assert result["node_state_before"] == "absent" and result["node_state"] == after
+    assert "kubeadm is not installed yet" in result["msg"]
+    assert_no_secret(node, result)
