@@ -435,10 +435,10 @@ def check_arguments(module):
         module.fail_json(msg="%s; nothing was changed" % exc, option=exc.option, changed=False)
 
 
-
 # What check mode predicts for a fresh node whose kubeadm the same run installs.
 CHECK_MODE_AFTER = dict(init="initialised", control_plane="control_plane", worker="worker")
 CHECK_MODE_ACTION = dict(init="kubeadm init", control_plane="kubeadm join as control plane", worker="kubeadm join as worker")
+
 
 class KubeadmNode(object):
     """One run of the module on one node."""
