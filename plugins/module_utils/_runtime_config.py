@@ -112,14 +112,6 @@ def containerd_handler_settings(version, name, binary, systemd_cgroup):
     return settings
 
 
-def containerd_handler(data, version, name):
-    """The handler's table (a dict) or None."""
-    node = data
-    for key in CONTAINERD_PATHS[version]["runtimes"] + (name,):
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) else None
-
-
 def crio_handler_settings(name, binary):
     base = CRIO_PATHS["runtimes"] + (name,)
     return [(base + ("runtime_path",), binary), (base + ("runtime_type",), "oci")]

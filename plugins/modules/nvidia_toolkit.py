@@ -284,7 +284,6 @@ from ansible_collections.gpulab.cluster.plugins.module_utils._runtime_config imp
     RUNC_RUNTIME_TYPE,
     RuntimeConfigError,
     TomlConfig,
-    containerd_handler,
     containerd_handler_settings,
     containerd_version,
     crio_handler_settings,
@@ -447,7 +446,7 @@ class Wiring(object):
             return
         if lookup(self.config.data, self._default_path()) == self.name:
             self.config.apply([(self._default_path(), "runc")])
-        if containerd_handler(self.config.data, self.version, self.name) is not None:
+        if isinstance(lookup(self.config.data, self._handler_path()), dict):
             self.config.remove_table(self._handler_path())
 
     def changed(self):

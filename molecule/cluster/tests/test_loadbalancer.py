@@ -1,11 +1,10 @@
 """HAProxy on lb01 in front of the stand-in API servers of cp01-03: only ready backends get connections."""
 import os
-import socket
-import ssl
 import time
 
 import pytest
 import testinfra
+from standin_client import served_by
 
 testinfra_hosts = ["ansible://lb01"]
 
@@ -27,23 +26,6 @@ def _inventory():
 
 def _node(name):
     return testinfra.get_host("ansible://%s" % name, ansible_inventory=_inventory(), sudo=True)
-
-
-def _served_by():
-    """One request through the load balancer: the name of the control plane that answered."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(LB, timeout=10) as raw:
-        with context.wrap_socket(raw) as tls:
-            tls.sendall(b"GET /whoami HTTP/1.0\r\n\r\n")
-            answer = b""
-            while True:
-                chunk = tls.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-    return answer.split(b"\r\n\r\n", 1)[1].decode().strip()
 
 
 def _state(host, server):
@@ -77,7 +59,7 @@ def test_haproxy_runs_with_a_checked_config_and_private_stats(host):
 def test_every_ready_control_plane_serves_through_the_lb(host):
     for server in sorted(CONTROL_PLANES):
         _wait_state(host, server, "UP")
-    assert {_served_by() for dummy in range(9)} == CONTROL_PLANES
+    assert {served_by(*LB) for dummy in range(9)} == CONTROL_PLANES
 
 
 @pytest.fixture
@@ -90,7 +72,7 @@ def cp02_not_ready():
 
 def test_a_backend_failing_readyz_is_taken_out_and_comes_back(host, cp02_not_ready):
     _wait_state(host, "cp02", "DOWN")
-    assert "cp02" not in {_served_by() for dummy in range(9)}
+    assert "cp02" not in {served_by(*LB) for dummy in range(9)}
     cp02_not_ready.check_output("touch /run/gpulab-standin/ready")
     _wait_state(host, "cp02", "UP")
-    assert "cp02" in {_served_by() for dummy in range(12)}
+    assert "cp02" in {served_by(*LB) for dummy in range(12)}

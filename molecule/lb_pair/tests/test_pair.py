@@ -1,11 +1,10 @@
 """The API's virtual IP follows a working HAProxy: lb01 holds it, lb02 takes it when HAProxy on lb01 stops."""
 import os
-import socket
-import ssl
 import time
 
 import pytest
 import testinfra
+from standin_client import served_by
 
 VIP = "10.77.19.9"  # gpulab_control_plane_vip of this scenario's inventory
 
@@ -38,27 +37,11 @@ def _wait_holder(name, seconds=60):
     raise AssertionError("%s did not take %s within %ds (holder: %r)" % (name, VIP, seconds, _holder()))
 
 
-def _served_by():
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((VIP, 6443), timeout=10) as raw:
-        with context.wrap_socket(raw) as tls:
-            tls.sendall(b"GET /whoami HTTP/1.0\r\n\r\n")
-            answer = b""
-            while True:
-                chunk = tls.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-    return answer.split(b"\r\n\r\n", 1)[1].decode().strip()
-
-
 def test_keepalived_runs_on_both_and_lb01_holds_the_vip():
     for name in ("lb01", "lb02"):
         assert _node(name).service("keepalived").is_running
     _wait_holder("lb01")
-    assert _served_by() in {"cp01", "cp02", "cp03"}
+    assert served_by(VIP) in {"cp01", "cp02", "cp03"}
 
 
 @pytest.fixture
@@ -71,7 +54,7 @@ def haproxy_stopped_on_lb01():
 
 def test_the_vip_moves_to_lb02_when_haproxy_stops_and_comes_back(haproxy_stopped_on_lb01):
     _wait_holder("lb02")
-    assert _served_by() in {"cp01", "cp02", "cp03"}  # the API still answers through the virtual IP
+    assert served_by(VIP) in {"cp01", "cp02", "cp03"}  # the API still answers through the virtual IP
     haproxy_stopped_on_lb01.check_output("systemctl start haproxy")
     _wait_holder("lb01")
-    assert _served_by() in {"cp01", "cp02", "cp03"}
+    assert served_by(VIP) in {"cp01", "cp02", "cp03"}
