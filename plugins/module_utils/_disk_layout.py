@@ -22,9 +22,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import json
 import re
 
+from ansible_collections.gpulab.cluster.plugins.module_utils._blockdev import load_json as _load_json
 from ansible_collections.gpulab.cluster.plugins.module_utils._fstab import (
     comment_text,
     decode_field,
@@ -218,16 +218,6 @@ def partition_number(node):
     if not match:
         raise ValueError("cannot read a partition number from %r" % (node,))
     return int(match.group(1))
-
-
-def _load_json(text, what):
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ValueError("%s is not JSON: %s" % (what, exc))
-    if not isinstance(data, dict):
-        raise ValueError("%s is not a JSON object" % what)
-    return data
 
 
 def parse_sfdisk_json(text):

@@ -54,8 +54,12 @@ notes:
   - Check mode predicts exactly what a real run would do, refusals included. Diff mode shows the fstab change and the
     signatures before and after.
   - A second run on a prepared device reports no change.
-  - This release (0.1.0) ships the interface only; the behaviour comes with issue 6 and the module fails without
-    changing anything until then.
+  - It reads the device with C(lsblk), C(wipefs --no-act), C(findmnt), C(pvs) and C(lvs) (when lvm2 is installed), and
+    C(/proc/swaps); it looks into an unmounted filesystem by mounting it read-only (C(noload)/C(norecovery)) in a
+    temporary folder, also in check mode, and unmounts it at once.
+  - A wipe ends with C(udevadm settle), so that the C(/dev/disk) links Rook will use are current.
+requirements:
+  - util-linux 2.30 or later (C(lsblk), C(wipefs --json), C(findmnt --json)); lvm2 where LVM signatures may be found.
 seealso:
   - module: gpulab.cluster.disk_layout
   - name: Rook CephCluster storage selection
@@ -102,7 +106,7 @@ device:
   returned: always
   type: str
   sample: /dev/sda4
-path:
+kernel_name:
   description: The device's kernel name.
   returned: always
   type: str
@@ -222,14 +226,54 @@ ready:
   sample: true
 """
 
+import os
+import shutil
+import stat
+import tempfile
+
 from ansible.module_utils.basic import AnsibleModule
 
-ISSUE = 6
-ISSUE_SUMMARY = "OSD device checks, refusal rules, signature wipe, stable identifiers for Rook"
+from ansible_collections.gpulab.cluster.plugins.module_utils._blockdev import (
+    BLUESTORE_LABEL_OFFSETS,
+    BLUESTORE_MAGIC,
+    LAYOUT_SIGNATURES,
+    PROBE_MOUNT_OPTIONS,
+    BlockdevError,
+    Facts,
+    Forest,
+    describe_signature,
+    inspect,
+    meaningful_entries,
+    parse_findmnt,
+    parse_lvs,
+    parse_proc_swaps,
+    parse_pvs,
+    parse_wipefs,
+    stable_ids,
+    zero_ranges,
+)
+from ansible_collections.gpulab.cluster.plugins.module_utils._fstab import (
+    FstabError,
+    FstabFile,
+    comment_text,
+    read_text,
+    spec_device_path,
+    write_text_atomic,
+)
+
+FSTAB = "/etc/fstab"
+MARKER = "gpulab.cluster.ceph_osd_prep"
+LSBLK_COLUMNS = "NAME,KNAME,MAJ:MIN,TYPE,SIZE,ROTA,PKNAME,SERIAL,WWN,PARTUUID,PARTLABEL,FSTYPE"
+LINK_DIRS = ("/dev/disk/by-id", "/dev/disk/by-partuuid", "/dev/disk/by-path")
+SYSTEMD_RUNNING = "/run/systemd/system"
+
+
+class OsdPrepError(Exception):
+    """Stops the module; the message names the device and, where one exists, the option that helps."""
 
 
 def argument_spec():
-    """The module's argument spec; the implementation of issue 6 reuses it as it is."""
+    """The module's argument spec."""
     return dict(
         device=dict(type="path", required=True),
         wipe=dict(type="bool", default=False),
@@ -237,12 +281,9 @@ def argument_spec():
     )
 
 
-MODULE_RULES = dict()
-
-
 def build_module():
     """AnsibleModule with the full argument validation of this module."""
-    return AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, **MODULE_RULES)
+    return AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
 
 
 def check_arguments(module):
@@ -255,14 +296,261 @@ def check_arguments(module):
         )
 
 
+class Host(object):
+    """The node as this module reads and changes it: every command, file and device access goes through here."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def tool(self, name, required=True):
+        path = self.module.get_bin_path(name, required=False)
+        if path is None and required:
+            raise OsdPrepError("%s is not installed on this node (util-linux or lvm2); install it first. Nothing was "
+                               "changed." % name)
+        return path
+
+    def run(self, argv):
+        rc, out, err = self.try_run(argv)
+        if rc != 0:
+            raise OsdPrepError("%s failed (exit %d): %s" % (" ".join(argv), rc, (err or out).strip()))
+        return out
+
+    def try_run(self, argv):
+        return self.module.run_command(argv)
+
+    def realpath(self, path):
+        return os.path.realpath(path)
+
+    def exists(self, path):
+        return os.path.exists(path)
+
+    def kind(self, path):
+        mode = os.stat(path).st_mode
+        if stat.S_ISBLK(mode):
+            return "block"
+        if stat.S_ISDIR(mode):
+            return "folder"
+        if stat.S_ISCHR(mode):
+            return "character device"
+        return "file"
+
+    def listdir(self, path):
+        try:
+            return os.listdir(path)
+        except OSError:
+            return None
+
+    def read_text(self, path):
+        return read_text(path)
+
+    def read_at(self, path, offset, length):
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
+
+    def write_zeros(self, path, offset, length):
+        with open(path, "r+b") as handle:
+            handle.seek(offset)
+            handle.write(b"\0" * length)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def write_fstab(self, text):
+        write_text_atomic(self.module, FSTAB, text)
+
+    def systemd(self):
+        return os.path.isdir(SYSTEMD_RUNNING)
+
+    def probe_mount(self, device, fstype):
+        """The top-level entries of the filesystem on an unmounted device (mounted read-only for a moment), or
+        None when it cannot be mounted."""
+        folder = tempfile.mkdtemp(prefix="gpulab-osd-probe.")
+        try:
+            rc = self.try_run(["mount", "-o", PROBE_MOUNT_OPTIONS.get(fstype, "ro"), "-t", fstype, device, folder])[0]
+            if rc != 0:
+                return None
+            try:
+                return listing(self, folder)
+            finally:
+                self.run(["umount", folder])
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def listing(host, folder):
+    entries = host.listdir(folder)
+    if entries is None:
+        return None
+    return meaningful_entries(entries, host.listdir(os.path.join(folder, "lost+found")))
+
+
+def read_signatures(host, wipefs, node):
+    sigs = parse_wipefs(host.run([wipefs, "--no-act", "--json", node.name]))
+    for offset in BLUESTORE_LABEL_OFFSETS:
+        if offset + len(BLUESTORE_MAGIC) > node.size:
+            continue
+        if host.read_at(node.name, offset, len(BLUESTORE_MAGIC)) != BLUESTORE_MAGIC:
+            continue
+        if not any(s["type"] == "ceph_bluestore" and s["offset"] == offset for s in sigs):
+            sigs.append(dict(type="ceph_bluestore", offset=offset, uuid=None, label=None))
+    return sigs
+
+
+def gather(host, node, forest, members):
+    wipefs = host.tool("wipefs")
+    signatures = dict((m.kname, read_signatures(host, wipefs, m)) for m in members)
+    mounts = parse_findmnt(host.run([host.tool("findmnt"), "--json", "--list", "--output",
+                                     "SOURCE,TARGET,FSTYPE,MAJ:MIN"]))
+    swaps = parse_proc_swaps(host.read_text("/proc/swaps") or "")
+    pvs, lvs = [], []
+    lvm = any(s["type"] == "LVM2_member" for sigs in signatures.values() for s in sigs) or any(
+        h.type == "lvm" for m in members for h in m.children)
+    if lvm:
+        pvs = parse_pvs(host.run([host.tool("pvs"), "--reportformat", "json", "--options", "pv_name,vg_name,pv_uuid"]))
+        lvs = parse_lvs(host.run([host.tool("lvs"), "--reportformat", "json", "--options",
+                                  "lv_name,vg_name,lv_path,lv_attr,devices"]))
+    facts = Facts(forest, mounts, swaps, pvs, lvs, signatures, {}, [])
+    for member in members:
+        mounted = facts.mounts_of(member)
+        if mounted:
+            facts.contents[member.kname] = listing(host, mounted[0]["target"])
+            continue
+        for sig in signatures[member.kname]:
+            if sig["type"] not in LAYOUT_SIGNATURES:
+                facts.contents[member.kname] = host.probe_mount(member.name, sig["type"])
+                break
+    fstab_text = host.read_text(FSTAB) or ""
+    fstab = FstabFile.from_text(fstab_text)
+    for line in fstab.entries():
+        spec = spec_device_path(line.entry.spec)[1]
+        resolved = host.realpath(spec) if spec.startswith("/dev/") and host.exists(spec) else None
+        facts.fstab.append((line.lineno, line.text, line.entry.spec, resolved))
+    return facts, fstab, fstab_text
+
+
+def links_of(host):
+    links = {}
+    for folder in LINK_DIRS:
+        for name in host.listdir(folder) or ():
+            path = "%s/%s" % (folder, name)
+            links[path] = host.realpath(path)
+    return links
+
+
+def commented(fstab, verdict):
+    """The fstab with the verdict's lines commented out with the module's marker."""
+    for action in verdict.actions:
+        if action["kind"] == "fstab":
+            fstab = fstab.replace(action["lineno"], comment_text(action["line"], MARKER))
+    return fstab
+
+
+def carry_out(module, host, verdict, new_fstab):
+    fstab_written = False
+    for action in verdict.actions:
+        kind = action["kind"]
+        if kind == "umount":
+            host.run(["umount", action["target"]])
+        elif kind == "fstab" and not fstab_written:
+            host.write_fstab(new_fstab.render())
+            fstab_written = True
+            if host.systemd():
+                host.run(["systemctl", "daemon-reload"])
+        elif kind == "command":
+            if action.get("optional"):
+                rc, _out, err = host.try_run(action["argv"])
+                if rc != 0:
+                    module.warn("%s failed (%s); the kernel keeps the old partition table until the next boot"
+                                % (" ".join(action["argv"]), err.strip()))
+            else:
+                host.run(action["argv"])
+        elif kind == "zero":
+            for offset, length in zero_ranges(action["size"]):
+                host.write_zeros(action["path"], offset, length)
+
+
+def prepare(module, host):
+    device = module.params["device"]
+    real = host.realpath(device)
+    if not host.exists(real):
+        raise OsdPrepError("no such device on this node; set device to the partition or disk (ls -l /dev/disk/by-id "
+                           "lists the stable names). Nothing was changed.")
+    kind = host.kind(real)
+    if kind != "block":
+        raise OsdPrepError("a %s, not a block device; set device to a partition or disk. Nothing was changed." % kind)
+    forest = Forest.from_lsblk(host.run([host.tool("lsblk"), "--json", "--bytes", "--paths", "--output",
+                                         LSBLK_COLUMNS]))
+    node = forest.find(real)
+    if node is None:
+        raise OsdPrepError("lsblk does not list %s. Nothing was changed." % real)
+    members = [c for c in node.children if c.type == "part"] + [node]
+    facts, fstab, fstab_text = gather(host, node, forest, members)
+    verdict = inspect(facts, node, module.params["wipe"], module.params["force"])
+    by_id, rook_device = stable_ids(node, links_of(host))
+    disk = forest.disk_of(node)
+    signatures = facts.signatures[node.kname]
+    result = dict(
+        device=device,
+        kernel_name=node.kname,
+        kind="part" if node.type == "part" else "disk",
+        parent=disk.kname if disk is not node else None,
+        size_bytes=node.size,
+        rotational=node.rotational,
+        by_id=by_id,
+        partuuid=node.partuuid,
+        partlabel=node.partlabel,
+        serial=node.serial or disk.serial,
+        wwn=node.wwn or disk.wwn,
+        rook_device=rook_device,
+        signatures=signatures,
+        removed_signatures=[],
+        unmounted=None,
+        fstab_commented=[],
+        actions=[],
+        ready=False,
+        changed=False,
+    )
+    if verdict.refusals:
+        raise Refused("Refusing %s. %s. Nothing was changed." % (device, ". ".join(verdict.refusals)), result)
+    result.update(
+        removed_signatures=verdict.removed,
+        unmounted=verdict.unmounted[0] if verdict.unmounted else None,
+        fstab_commented=verdict.fstab_lines,
+        actions=[a["text"] for a in verdict.actions],
+        ready=True,
+        changed=bool(verdict.actions),
+    )
+    if verdict.actions:
+        new_fstab = commented(fstab, verdict)
+        result["diff"] = [
+            dict(before_header="%s signatures" % device, after_header="%s signatures" % device,
+                 before="".join(describe_signature(s) + "\n" for s in signatures), after=""),
+        ]
+        if verdict.fstab_lines:
+            result["diff"].insert(0, dict(before_header=FSTAB, after_header=FSTAB, before=fstab_text,
+                                          after=new_fstab.render()))
+        if not module.check_mode:
+            carry_out(module, host, verdict, new_fstab)
+    return result
+
+
+class Refused(Exception):
+    def __init__(self, msg, result):
+        super(Refused, self).__init__(msg)
+        self.result = result
+
+
 def main():
     module = build_module()
     check_arguments(module)
-    module.fail_json(
-        msg="gpulab.cluster.ceph_osd_prep is not implemented in this release (0.1.0): its behaviour comes with issue #%d "
-        "(%s). Nothing was changed." % (ISSUE, ISSUE_SUMMARY),
-        changed=False,
-    )
+    host = Host(module)
+    try:
+        result = prepare(module, host)
+    except Refused as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    except (OsdPrepError, BlockdevError, FstabError) as exc:
+        module.fail_json(msg="%s: %s" % (module.params["device"], exc), changed=False)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
