@@ -12,8 +12,8 @@ LAB := $(CURDIR)/lab/gpulab-lab
 SANITY_DIR := $(CURDIR)/build/sanity/ansible_collections/gpulab/cluster
 
 .PHONY: help deps venv lab-up lab-down lab-status demo site test test-quick test-unit test-syntax \
-        test-sanity test-lint test-molecule molecule-cluster molecule-lb-pair molecule-node docs docs-check \
-        changelog-lint clean
+        test-sanity test-lint test-molecule molecule-cluster molecule-lb-pair molecule-node molecule-osd docs docs-check \
+        changelog-lint manifests clean
 
 help:
 	@echo "make demo        install what is missing, start the 19-host lab, run site.yml twice, summarise"
@@ -72,7 +72,7 @@ test-sanity: venv
 	cd $(SANITY_DIR) && git init -q && git add -A && \
 	  ansible-test sanity --python 3.11 --venv --requirements --color no
 
-test-molecule: molecule-cluster molecule-lb-pair molecule-node
+test-molecule: molecule-cluster molecule-lb-pair molecule-node molecule-osd
 
 molecule-cluster: deps venv
 	molecule test -s cluster
@@ -85,6 +85,10 @@ molecule-lb-pair: deps venv
 molecule-node: deps venv
 	molecule test -s node
 
+# Ceph OSD preparation on a real kernel: a qemu VM whose disk holds a partition in every state ceph_osd_prep judges.
+molecule-osd: deps venv
+	molecule test -s osd
+
 docs: venv
 	python scripts/role-docs write
 
@@ -93,6 +97,11 @@ docs-check: venv
 
 changelog-lint: venv
 	antsibull-changelog lint
+
+# Every manifest the collection renders, for the production inventory, into build/manifests/<role>/ (no cluster).
+manifests: venv
+	rm -rf $(CURDIR)/build/manifests
+	ansible-playbook -i inventories/production playbooks/manifests.yml
 
 clean: lab-down
 	rm -rf build

@@ -23,9 +23,9 @@ _COMMON = [
     "iputils-ping", "kmod", "less", "netbase", "nftables", "openssh-server", "procps", "python3",
     "python3-apt", "sudo", "systemd", "systemd-sysv",
 ]
-# What a VM adds: a kernel it boots, udev for its disks, the disk tools node-level tests use, and
-# nss-myhostname (a VM's name comes from the kernel command line, not from /etc/hosts).
-_VM = ["e2fsprogs", "fdisk", "gdisk", "libnss-myhostname", "lvm2", "parted", "udev", "util-linux"]
+# What a VM adds: a kernel it boots, udev for its disks, the disk tools node-level tests use (lvm2 and mdadm
+# make the OSD states of molecule/osd), and nss-myhostname (a VM's name comes from the kernel command line).
+_VM = ["e2fsprogs", "fdisk", "gdisk", "libnss-myhostname", "lvm2", "mdadm", "parted", "udev", "util-linux"]
 
 
 # Release names of each archive: a host source serving one of them is a mirror of that archive.

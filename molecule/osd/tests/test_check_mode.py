@@ -1,0 +1,1 @@
+../../cluster/tests/test_check_mode.py
