@@ -66,7 +66,8 @@ CLUSTER_VARIABLES = (
     ("gpulab_control_plane_vip", TEXT, False),
     ("gpulab_allow_single_control_plane", BOOL, False),
 )
-HOST_VARIABLES = ("ansible_host",)
+# Per-host variables: ansible_host, and the OSD devices of the storage layer (group storage_osd).
+HOST_VARIABLES = ("ansible_host", "storage_osd_devices", "storage_osd_force_devices")
 # Every variable the rules read: what a caller has to put into "hostvars".
 VARIABLES = tuple(name for name, _kind, _required in CLUSTER_VARIABLES) + HOST_VARIABLES
 
@@ -87,6 +88,11 @@ SPECIAL_RANGES = (
     (ipaddress.IPv4Network("224.0.0.0/4"), "multicast"),
     (ipaddress.IPv4Network("240.0.0.0/4"), "reserved"),
 )
+
+# The hosts whose devices become Ceph OSDs, and how many the pools' replication (size 3) needs.
+OSD_GROUP = "storage_osd"
+OSD_HOSTS_MIN = 3
+DEVICE_PATH = re.compile(r"^/dev/[^\s]+$")
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -752,6 +758,83 @@ def check_layers(view):
     return problems
 
 
+# Storage (Ceph OSDs)
+
+def _storage_enabled(view):
+    layers = _layers(view)
+    return layers is not None and "storage" in layers
+
+
+def check_storage_osd_hosts(view):
+    """With the storage layer: group storage_osd holds at least 3 workers (replication 3 puts copies on 3 hosts)."""
+    if not _storage_enabled(view):
+        return []
+    hosts = view.members(OSD_GROUP)
+    if not hosts:
+        return ["gpulab_layers has 'storage' but group %s has no hosts; list the workers whose devices become Ceph "
+                "OSDs in it (children: workers), at least %d" % (OSD_GROUP, OSD_HOSTS_MIN)]
+    problems = []
+    workers = set(view.members("workers"))
+    others = [host for host in hosts if host not in workers]
+    if others:
+        problems.append("host%s %s %s in group %s but not in workers: OSDs run on workers only; remove %s from %s"
+                        % ("s" if len(others) > 1 else "", _names(others), "are" if len(others) > 1 else "is",
+                           OSD_GROUP, "them" if len(others) > 1 else "it", OSD_GROUP))
+    if len(hosts) < OSD_HOSTS_MIN:
+        problems.append("group %s has %s (%s): pools keep 3 copies on 3 different hosts, so at least %d are needed; "
+                        "add workers to it" % (OSD_GROUP, _count(len(hosts), "host"), _names(hosts), OSD_HOSTS_MIN))
+    return problems
+
+
+def _device_list_problem(value):
+    """Why a device list is unusable, or None: a list of absolute /dev/ paths, each once."""
+    if not isinstance(value, (list, tuple)):
+        return "is %s (%s); it must be a list of device paths" % (_show(value), type(value).__name__)
+    for item in value:
+        if not isinstance(item, str) or not DEVICE_PATH.match(item):
+            return ("has the entry %s, which is not an absolute /dev/ path; use a stable path such as "
+                    "/dev/disk/by-partlabel/data or /dev/disk/by-id/..." % _show(item))
+    seen = set()
+    for item in value:
+        if item in seen:
+            return "lists %s twice; list each device once" % _show(item)
+        seen.add(item)
+    return None
+
+
+def check_storage_osd_devices(view):
+    """Every OSD host names its devices in storage_osd_devices; storage_osd_force_devices is a subset of them."""
+    if not _storage_enabled(view):
+        return []
+    problems = []
+    for host in view.members(OSD_GROUP):
+        devices = view.host_var(host, "storage_osd_devices")
+        if isinstance(devices, Unresolved):
+            continue
+        if devices is _MISSING or devices is None or (isinstance(devices, (list, tuple)) and not devices):
+            problems.append("host %s is in group %s but storage_osd_devices is %s; list the device(s) for its OSD "
+                            "(e.g. [/dev/disk/by-partlabel/data]) or remove the host from %s"
+                            % (host, OSD_GROUP, "empty" if devices not in (_MISSING, None) else "not set", OSD_GROUP))
+            continue
+        problem = _device_list_problem(devices)
+        if problem:
+            problems.append("host %s: storage_osd_devices %s" % (host, problem))
+            continue
+        force = view.host_var(host, "storage_osd_force_devices")
+        if force is _MISSING or force is None or isinstance(force, Unresolved):
+            continue
+        problem = _device_list_problem(force)
+        if problem:
+            problems.append("host %s: storage_osd_force_devices %s" % (host, problem))
+            continue
+        strangers = [str(item) for item in force if item not in devices]
+        if strangers:
+            problems.append("host %s: storage_osd_force_devices names %s, not in its storage_osd_devices; the "
+                            "permission to destroy data applies to the exact paths listed there"
+                            % (host, _names(strangers)))
+    return problems
+
+
 RULES = (
     check_required_groups,
     check_loadbalancer_size,
@@ -778,6 +861,8 @@ RULES = (
     check_control_plane_endpoint,
     check_control_plane_port,
     check_layers,
+    check_storage_osd_hosts,
+    check_storage_osd_devices,
 )
 
 

@@ -30,6 +30,7 @@ RUNS = {
     "bad_groups": (os.path.join(HERE, "bad_groups"), []),
     "bad_addresses": (os.path.join(HERE, "bad_addresses"), []),
     "bad_variables": (os.path.join(HERE, "bad_variables"), []),
+    "bad_storage": (os.path.join(HERE, "bad_storage"), []),
     # the README's repair command: validation still runs under --tags and --limit
     "bad_addresses repair": (os.path.join(HERE, "bad_addresses"), ["--tags", "swap", "--limit", "gpu01"]),
 }
@@ -85,6 +86,12 @@ MISTAKES = {
         ("gpulab_pod_subnet", "10.96.0.0/16", "gpulab_service_subnet", "10.96.0.0/12"),
         ("'kubernets'", "'kubernetes'"),
         ("gpulab_admin_user", "site_admin"),
+    ],
+    "bad_storage": [
+        ("cp01", "storage_osd", "workers"),
+        ("gpu04", "storage_osd_devices is empty"),
+        ("gpu05", "storage_osd_force_devices", "/dev/sdb"),
+        ("gpu06", "storage_osd_devices", "'sdb'", "/dev/"),
     ],
 }
 MISTAKES["bad_addresses repair"] = MISTAKES["bad_addresses"]

@@ -111,7 +111,9 @@ def drop_group(group):
     def apply(inv):
         for host in inv["groups"].pop(group):
             inv["hostvars"].pop(host)
-            inv["groups"]["all"].remove(host)
+            for members in inv["groups"].values():
+                if host in members:
+                    members.remove(host)
     return apply
 
 
@@ -132,9 +134,9 @@ def workers(count):
 # and the problems are exactly that many.
 CASES = [
     # groups
-    ("group missing", [drop_group("workers")], [("workers", "missing")]),
+    ("group missing", [drop_group("workers")], [("workers", "missing"), ("storage_osd", "no hosts")]),
     ("group empty", [drop_group("workers"), lambda inv: inv["groups"].__setitem__("workers", [])],
-     [("workers", "no hosts")]),
+     [("workers", "no hosts"), ("storage_osd", "no hosts")]),
     ("three load balancers", [add_host("lb02", ["loadbalancer"], "192.168.50.8"),
                               add_host("lb03", ["loadbalancer"], "192.168.50.9")],
      [("loadbalancer", "lb01", "lb02", "lb03")]),
@@ -211,7 +213,8 @@ CASES = [
                                            set_var("gpulab_node_network", "192.168.50.10/31"),
                                            set_host_var("cp01", "ansible_host", "192.168.50.10"),
                                            set_host_var("gpu01", "ansible_host", "192.168.50.11")],
-     [("loadbalancer", "no hosts"), ("gpulab_control_plane_endpoint", "'lb01.gpulab.lan'")]),
+     [("loadbalancer", "no hosts"), ("gpulab_control_plane_endpoint", "'lb01.gpulab.lan'"),
+      ("storage_osd", "1 host", "gpu01", "at least 3")]),
     # variables
     ("port a word", [set_var("gpulab_control_plane_port", "abc")], [("gpulab_control_plane_port", "'abc'", "integer")]),
     ("port a bool", [set_var("gpulab_control_plane_port", True)], [("gpulab_control_plane_port", "True")]),
@@ -252,7 +255,7 @@ CASES = [
     ("pod subnet /24 for one node", [drop_hosts(*["gpu%02d" % n for n in range(2, 16)]), drop_hosts("cp02", "cp03"),
                                      set_var("gpulab_allow_single_control_plane", True),
                                      set_var("gpulab_pod_subnet", "10.244.0.0/25")],
-     [("gpulab_pod_subnet", "10.244.0.0/25", "/24")]),
+     [("gpulab_pod_subnet", "10.244.0.0/25", "/24"), ("storage_osd", "1 host")]),
     ("service subnet too large", [set_var("gpulab_service_subnet", "11.0.0.0/8")], [("gpulab_service_subnet", "/8")]),
     ("service subnet too small", [set_var("gpulab_service_subnet", "10.96.0.0/29")],
      [("gpulab_service_subnet", "10.96.0.0/29")]),
@@ -300,6 +303,46 @@ CASES = [
     ("layers out of order", [set_var("gpulab_layers", ["node", "preflight", "cni"])],
      [("gpulab_layers", "preflight, node, cni")]),
     ("no layers", [set_var("gpulab_layers", [])], []),
+    # storage: OSD hosts and their devices
+    ("OSD host without devices", [del_host_var("gpu03", "storage_osd_devices")],
+     [("host gpu03", "storage_osd", "storage_osd_devices is not set")]),
+    ("OSD host with no device listed", [set_host_var("gpu03", "storage_osd_devices", [])],
+     [("host gpu03", "storage_osd_devices is empty")]),
+    ("OSD devices null", [set_host_var("gpu03", "storage_osd_devices", None)],
+     [("host gpu03", "storage_osd_devices is not set")]),
+    ("OSD device a kernel name", [set_host_var("gpu03", "storage_osd_devices", ["sda5"])],
+     [("gpu03", "storage_osd_devices", "'sda5'", "/dev/")]),
+    ("OSD device not a string", [set_host_var("gpu03", "storage_osd_devices", [5])],
+     [("gpu03", "storage_osd_devices", "5", "/dev/")]),
+    ("OSD devices a string", [set_host_var("gpu03", "storage_osd_devices", "/dev/sda5")],
+     [("gpu03", "storage_osd_devices", "'/dev/sda5'", "list")]),
+    ("OSD device twice", [set_host_var("gpu03", "storage_osd_devices", ["/dev/sdb", "/dev/sdb"])],
+     [("gpu03", "'/dev/sdb' twice")]),
+    ("two OSD devices", [set_host_var("gpu03", "storage_osd_devices", ["/dev/sdb", "/dev/disk/by-partlabel/data"])],
+     []),
+    ("force for a device not listed", [set_host_var("gpu07", "storage_osd_force_devices", ["/dev/sdb"])],
+     [("gpu07", "storage_osd_force_devices", "/dev/sdb", "storage_osd_devices")]),
+    ("force for the listed device", [set_host_var("gpu07", "storage_osd_force_devices",
+                                                  ["/dev/disk/by-partlabel/data"])], []),
+    ("force not a list", [set_host_var("gpu07", "storage_osd_force_devices", "yes")],
+     [("gpu07", "storage_osd_force_devices", "'yes'", "list")]),
+    ("force, devices broken", [set_host_var("gpu07", "storage_osd_devices", "data"),
+                               set_host_var("gpu07", "storage_osd_force_devices", ["/dev/sdb"])],
+     [("gpu07", "storage_osd_devices", "'data'")]),
+    ("control plane as OSD host", [join_group("cp01", "storage_osd")], [("host cp01", "storage_osd", "workers")]),
+    ("two control planes as OSD hosts", [join_group("cp01", "storage_osd"), join_group("cp02", "storage_osd")],
+     [("hosts cp01 and cp02", "are in group storage_osd", "them")]),
+    ("two OSD hosts", [lambda inv: inv["groups"].__setitem__("storage_osd", ["gpu01", "gpu02"])],
+     [("storage_osd", "2 hosts", "gpu01 and gpu02", "at least 3")]),
+    ("no OSD group", [lambda inv: inv["groups"].pop("storage_osd")], [("'storage'", "storage_osd", "no hosts")]),
+    ("no OSD group, no storage layer", [lambda inv: inv["groups"].pop("storage_osd"),
+                                        set_var("gpulab_layers", ["preflight", "node"])], []),
+    ("OSD devices missing, no storage layer", [del_host_var("gpu03", "storage_osd_devices"),
+                                               set_var("gpulab_layers", ["preflight", "node", "cni"])], []),
+    ("OSD devices unresolved", [set_host_var("gpu03", "storage_osd_devices", rules.Unresolved("'d' is undefined"))],
+     [("storage_osd_devices", "gpu03", "'d' is undefined")]),
+    ("force unresolved", [set_host_var("gpu03", "storage_osd_force_devices", rules.Unresolved("'f' is undefined"))],
+     [("storage_osd_force_devices", "gpu03", "'f' is undefined")]),
     # values the caller could not resolve
     ("unresolved everywhere", [set_var("gpulab_domain", rules.Unresolved("'site_domain' is undefined"))],
      [("gpulab_domain", "every host", "'site_domain' is undefined")]),

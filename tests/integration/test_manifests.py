@@ -1,0 +1,241 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""playbooks/manifests.yml run for real on the production inventory: every built-in kind passes strict schema
+validation for the inventory's Kubernetes minor, and the storage layer's manifests say what docs/storage.md says.
+
+One render (about 5 s) per module, into a temporary folder; the playbook contacts no host.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import os
+import shutil
+import subprocess
+import sys
+
+import kubernetes_validate
+import pytest
+import yaml
+
+__metaclass__ = type
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PRODUCTION = os.path.join(ROOT, "inventories", "production")
+PLAYBOOK = os.path.join(ROOT, "playbooks", "manifests.yml")
+ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
+
+# API groups of custom resources: their schemas come with the operators' CRDs, not with Kubernetes.
+CUSTOM_GROUPS = ("ceph.rook.io", "operator.tigera.io")
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+
+
+def _env():
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0")
+    # Any host contacted by mistake would time out and fail the run.
+    env["ANSIBLE_TIMEOUT"] = "2"
+    return env
+
+
+def render(inventory, output, extra=()):
+    """Run playbooks/manifests.yml into output (a copy of the playbook's folder layout), return (rc, output)."""
+    result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", inventory, PLAYBOOK,
+                             "-e", "gpulab_manifests_dir=%s" % output] + list(extra),
+                            cwd=ROOT, env=_env(), check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, timeout=240)
+    return result.returncode, result.stdout
+
+
+def load(folder):
+    """{relative path: [documents]} of every YAML file under folder."""
+    found = {}
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            with open(path) as handle:
+                found[os.path.relpath(path, folder)] = [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+    return found
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("manifests"))
+    rc, log = render(PRODUCTION, folder)
+    assert rc == 0, log
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rendered(output):
+    return load(output)
+
+
+@pytest.fixture(scope="module")
+def documents(rendered):
+    return [doc for docs in rendered.values() for doc in docs]
+
+
+@pytest.fixture(scope="module")
+def inventory():
+    listing = subprocess.run([ANSIBLE_INVENTORY, "-i", PRODUCTION, "--list"], cwd=ROOT, env=_env(), check=True,
+                             stdout=subprocess.PIPE, universal_newlines=True).stdout
+    return yaml.safe_load(listing)
+
+
+@pytest.fixture(scope="module")
+def kubernetes_version(inventory):
+    versions = set(hvars["gpulab_kubernetes_version"] for hvars in inventory["_meta"]["hostvars"].values())
+    assert len(versions) == 1
+    return versions.pop()
+
+
+def _members(listing, group):
+    entry = listing.get(group, {})
+    hosts = list(entry.get("hosts", []))
+    for child in entry.get("children", []):
+        hosts.extend(host for host in _members(listing, child) if host not in hosts)
+    return hosts
+
+
+def _of_kind(documents, kind):
+    return [doc for doc in documents if doc.get("kind") == kind]
+
+
+def _is_custom(doc):
+    return doc.get("apiVersion", "").split("/")[0] in CUSTOM_GROUPS
+
+
+def test_every_role_renders(rendered):
+    assert sorted(rendered) == [
+        "cni/calico-installation.yaml",
+        "storage/ceph-pools.yaml",
+        "storage/cephcluster.yaml",
+        "storage/cephfilesystem.yaml",
+        "storage/storageclass-cephfs.yaml",
+        "storage/storageclass-rbd.yaml",
+    ]
+    assert all(rendered.values())
+
+
+def test_builtin_kinds_pass_strict_validation(documents, kubernetes_version):
+    builtin = [doc for doc in documents if not _is_custom(doc)]
+    assert builtin, "no built-in kind was rendered"
+    for doc in builtin:
+        # Raises ValidationError (unknown or mistyped field, strict) or SchemaNotFoundError (unknown kind/version).
+        kubernetes_validate.validate(doc, kubernetes_version, strict=True)
+
+
+def test_custom_resources_are_named(documents):
+    custom = [doc for doc in documents if _is_custom(doc)]
+    assert {doc["kind"] for doc in custom} >= {"CephCluster", "CephBlockPool", "CephFilesystem", "Installation"}
+    for doc in custom:
+        assert doc.get("apiVersion") and doc.get("kind") and doc.get("metadata", {}).get("name"), doc
+        if doc["apiVersion"].startswith("ceph.rook.io/"):
+            assert doc["metadata"].get("namespace") == "rook-ceph", doc
+
+
+def test_strict_validation_catches_a_stray_field(documents, kubernetes_version):
+    """The validation above can fail: the same StorageClass with a field Kubernetes does not know is refused."""
+    storage_class = dict(_of_kind(documents, "StorageClass")[0], parameter={"typo": "x"})
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(storage_class, kubernetes_version, strict=True)
+
+
+def test_exactly_one_default_storage_class_and_it_is_cephfs(documents):
+    classes = _of_kind(documents, "StorageClass")
+    defaults = [sc for sc in classes if sc["metadata"].get("annotations", {}).get(DEFAULT_CLASS) == "true"]
+    assert [sc["provisioner"] for sc in defaults] == ["rook-ceph.cephfs.csi.ceph.com"]
+    cephfs = defaults[0]
+    filesystem = _of_kind(documents, "CephFilesystem")[0]
+    assert cephfs["parameters"]["fsName"] == filesystem["metadata"]["name"]
+    assert cephfs["parameters"]["pool"] == "%s-%s" % (filesystem["metadata"]["name"],
+                                                      filesystem["spec"]["dataPools"][0]["name"])
+    rbd = [sc for sc in classes if sc["provisioner"] == "rook-ceph.rbd.csi.ceph.com"]
+    assert len(rbd) == 1
+    block_pools = [pool["metadata"]["name"] for pool in _of_kind(documents, "CephBlockPool")]
+    assert rbd[0]["parameters"]["pool"] in block_pools
+    for sc in (cephfs, rbd[0]):
+        assert sc["parameters"]["clusterID"] == "rook-ceph"
+        for key, value in sc["parameters"].items():
+            if key.startswith("csi.storage.k8s.io/") and key.endswith("-secret-namespace"):
+                assert value == "rook-ceph"
+
+
+def _pools(documents):
+    """(where, pool spec) of every pool: block pools, the filesystem's metadata pool and data pools."""
+    pools = [("CephBlockPool/%s" % doc["metadata"]["name"], doc["spec"]) for doc in _of_kind(documents, "CephBlockPool")]
+    for doc in _of_kind(documents, "CephFilesystem"):
+        pools.append(("%s metadata" % doc["metadata"]["name"], doc["spec"]["metadataPool"]))
+        pools.extend(("%s data %s" % (doc["metadata"]["name"], pool["name"]), pool)
+                     for pool in doc["spec"]["dataPools"])
+    return pools
+
+
+def test_every_pool_keeps_three_copies_and_writes_with_two(documents):
+    pools = _pools(documents)
+    assert len(pools) == 4
+    for where, spec in pools:
+        assert spec["replicated"]["size"] == 3, where
+        assert spec["replicated"]["requireSafeReplicaSize"] is True, where
+        assert spec["parameters"]["min_size"] == "2", where
+        assert spec["failureDomain"] == "host", where
+    assert "builtin-mgr" in [doc["metadata"]["name"] for doc in _of_kind(documents, "CephBlockPool")]
+
+
+def test_every_worker_lists_its_device(documents, inventory):
+    cluster = _of_kind(documents, "CephCluster")[0]["spec"]
+    assert cluster["storage"]["useAllNodes"] is False and cluster["storage"]["useAllDevices"] is False
+    nodes = dict((node["name"], [device["name"] for device in node["devices"]]) for node in cluster["storage"]["nodes"])
+    osd_hosts = _members(inventory, "storage_osd")
+    assert osd_hosts == _members(inventory, "workers") and len(osd_hosts) == 15
+    assert list(nodes) == osd_hosts
+    for host in osd_hosts:
+        assert nodes[host] == inventory["_meta"]["hostvars"][host]["storage_osd_devices"]
+        assert nodes[host] == ["/dev/disk/by-partlabel/data"]
+
+
+def test_cluster_is_pinned_and_sized_as_documented(documents):
+    spec = _of_kind(documents, "CephCluster")[0]["spec"]
+    assert spec["cephVersion"]["image"] == "quay.io/ceph/ceph:v19.2.3"
+    assert spec["mon"] == {"count": 3, "allowMultiplePerNode": False}
+    assert spec["mgr"]["count"] == 2
+    # docs/storage.md: the OSD's request is its osd_memory_target (2 GiB), 1 GiB more before the OOM killer.
+    assert spec["resources"]["osd"] == {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "3Gi"}}
+    assert spec["resources"]["mon"]["limits"] == {"memory": "1Gi"}
+    assert spec["resources"]["mgr"]["limits"] == {"memory": "1Gi"}
+    assert "limits" not in spec["resources"]["prepareosd"]
+    for daemon, resources in spec["resources"].items():
+        assert "cpu" not in resources.get("limits", {}), daemon
+    mds = _of_kind(documents, "CephFilesystem")[0]["spec"]["metadataServer"]
+    assert mds["activeCount"] == 1 and mds["activeStandby"] is True
+    assert mds["resources"]["limits"] == {"memory": "1536Mi"}
+    control_plane = "node-role.kubernetes.io/control-plane"
+    assert spec["placement"]["all"]["tolerations"][0]["key"] == control_plane
+    for daemon in ("mon", "mgr"):
+        terms = spec["placement"][daemon]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] == control_plane
+
+
+def test_second_render_changes_nothing(output, rendered):
+    """A second render of the same inventory writes the same bytes (the role's kubectl diff then finds nothing)."""
+    rc, log = render(PRODUCTION, output)
+    assert rc == 0, log
+    assert "localhost                  : ok=" in log and " changed=0 " in log, log
+    assert load(output) == rendered
+
+
+def test_osd_node_without_device_is_refused(tmp_path):
+    """The rendering path itself refuses a node without a device (validate_inventory catches it before)."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(PRODUCTION, str(inventory))
+    host_vars = inventory / "host_vars"
+    host_vars.mkdir()
+    (host_vars / "gpu04.yml").write_text("storage_osd_devices: []\n")
+    rc, log = render(str(inventory), str(tmp_path / "out"))
+    assert rc != 0
+    assert "storage_osd_nodes must list each OSD node" in log and "gpu04" in log, log
+    assert not (tmp_path / "out" / "storage").exists()
