@@ -93,12 +93,11 @@ def kubernetes_version(inventory):
     return versions.pop()
 
 
-def _members(listing, group):
-    entry = listing.get(group, {})
-    hosts = list(entry.get("hosts", []))
-    for child in entry.get("children", []):
-        hosts.extend(host for host in _members(listing, child) if host not in hosts)
-    return hosts
+def _members(group):
+    """The hosts of a production group in inventory order, as Ansible lists them."""
+    listing = subprocess.run([ANSIBLE, "-i", PRODUCTION, group, "--list-hosts"], cwd=ROOT, env=_env(), check=True,
+                             stdout=subprocess.PIPE, universal_newlines=True).stdout
+    return [line.strip() for line in listing.splitlines()[1:] if line.strip()]
 
 
 def _of_kind(documents, kind):
@@ -190,8 +189,8 @@ def test_every_worker_lists_its_device(documents, inventory):
     cluster = _of_kind(documents, "CephCluster")[0]["spec"]
     assert cluster["storage"]["useAllNodes"] is False and cluster["storage"]["useAllDevices"] is False
     nodes = dict((node["name"], [device["name"] for device in node["devices"]]) for node in cluster["storage"]["nodes"])
-    osd_hosts = _members(inventory, "storage_osd")
-    assert osd_hosts == _members(inventory, "workers") and len(osd_hosts) == 15
+    osd_hosts = _members("storage_osd")
+    assert osd_hosts == _members("workers") and len(osd_hosts) == 15
     assert list(nodes) == osd_hosts
     for host in osd_hosts:
         assert nodes[host] == inventory["_meta"]["hostvars"][host]["storage_osd_devices"]
