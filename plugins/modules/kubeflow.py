@@ -31,7 +31,7 @@ description:
 options:
   release:
     description:
-      - The C(kubeflow/manifests) release tag, for example V(v1.10.1). Always required, also with O(manifests_dir) and
+      - The C(kubeflow/manifests) release tag, for example V(v1.10.0). Always required, also with O(manifests_dir) and
         O(bundle), whose content must be that release; the module checks the Kubernetes version range and the
         component names against it.
     type: str
@@ -243,8 +243,13 @@ notes:
   - Needs the C(kubernetes) Python library on the node that runs it, and kustomize (or kubectl) unless O(bundle) is
     used.
   - A default StorageClass must exist before the install (the C(storage) layer makes CephFS the default).
-  - This release (0.1.0) ships the interface only; the behaviour comes with issue 7 and the module fails without
-    changing anything until then.
+  - The components of O(release) are read from the release's own C(example/kustomization.yaml) (with O(repo_url) and
+    O(manifests_dir)); a component whose folder that file does not list is not in the release. Each part is applied
+    in turn (platform first), its CRDs, Namespaces, other objects and webhooks in that order, and, with O(wait=true),
+    waited for before the next, so that Istio's injection and cert-manager's webhook serve the parts after them.
+  - The Kubernetes range of a release is its validated minor (from the Kubeflow release notes; 1.9 - 1.29,
+    1.10 - 1.32) and one minor on either side.
+  - O(auth=oidc) is not implemented yet and is refused before anything is applied.
 requirements:
   - kubernetes >= 24.2.0 (Python library)
 seealso:
@@ -269,9 +274,9 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: Install Kubeflow v1.10.1 on the reference cluster, fetched from GitHub
+- name: Install Kubeflow v1.10.0 on the reference cluster, fetched from GitHub
   gpulab.cluster.kubeflow:
-    release: v1.10.1
+    release: v1.10.0
     kubeconfig: /etc/kubernetes/admin.conf
     dex_users:
       - email: admin@gpulab.lan
@@ -290,8 +295,8 @@ EXAMPLES = r"""
 
 - name: Offline site; a local checkout, Katib added, requests fitted to 8 GB nodes
   gpulab.cluster.kubeflow:
-    release: v1.10.1
-    manifests_dir: /srv/mirror/kubeflow-manifests-v1.10.1
+    release: v1.10.0
+    manifests_dir: /srv/mirror/kubeflow-manifests-v1.10.0
     kustomize: /usr/local/bin/kustomize
     kubeconfig: "{{ playbook_dir }}/../build/admin.conf"
     context: kubernetes-admin@gpulab
@@ -318,8 +323,8 @@ EXAMPLES = r"""
 
 - name: Pre-built bundle, external OIDC provider, server-side dry run only
   gpulab.cluster.kubeflow:
-    release: v1.10.1
-    bundle: /srv/mirror/kubeflow-v1.10.1-bundle
+    release: v1.10.0
+    bundle: /srv/mirror/kubeflow-v1.10.0-bundle
     auth: oidc
     oidc_issuer_url: https://sso.gpulab.lan/realms/gpulab
     oidc_client_id: kubeflow
@@ -336,7 +341,7 @@ release:
   description: The Kubeflow release installed.
   returned: always
   type: str
-  sample: v1.10.1
+  sample: v1.10.0
 source:
   description: Where the manifests came from; V(fetched), V(manifests_dir) or V(bundle).
   returned: always
@@ -467,10 +472,50 @@ dashboard_url:
   sample: http://192.168.50.240/
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import traceback
 
-ISSUE = 7
-ISSUE_SUMMARY = "ordered server-side apply of a pinned Kubeflow release, CRD and webhook waits, bounded retries"
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.urls import fetch_url
+
+from ansible_collections.gpulab.cluster.plugins.module_utils._kubeapply import (
+    PHASE_CRDS,
+    WORKLOAD_KINDS,
+    ApiError,
+    Applier,
+    ApplyFailed,
+    KindNotServed,
+    check_object,
+    counts,
+    phase,
+)
+from ansible_collections.gpulab.cluster.plugins.module_utils._kubeflow import (
+    EXAMPLE,
+    KNATIVE,
+    PLATFORM,
+    KubeflowError,
+    check_kubernetes,
+    check_needs,
+    example_paths,
+    release_line,
+    select,
+    set_dex_users,
+)
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - the kubernetes library needs PyYAML
+    yaml = None
+    YAML_IMPORT_ERROR = traceback.format_exc()
+else:
+    YAML_IMPORT_ERROR = None
+
+DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
+                             "storageclass.beta.kubernetes.io/is-default-class")
 
 COMPONENTS = [
     "central_dashboard",
@@ -608,14 +653,366 @@ def check_arguments(module):
                              changed=False)
 
 
+class KubeClient(object):
+    """The cluster through the ``kubernetes`` library: what ``Applier`` and the waits need, errors as ApiError."""
+
+    def __init__(self, kubeconfig, context):
+        from kubernetes import client, config, dynamic
+        from kubernetes.dynamic import exceptions
+
+        self._client = client
+        self._exceptions = exceptions
+        self.api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        self.dynamic = dynamic.DynamicClient(self.api)
+
+    def _error(self, exc):
+        return ApiError.from_body(getattr(exc, "status", None), getattr(exc, "body", None) or str(exc))
+
+    def _resource(self, obj):
+        for attempt in (1, 2):
+            try:
+                return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            except self._exceptions.ResourceNotFoundError:
+                if attempt == 2:
+                    raise KindNotServed(obj["apiVersion"], obj["kind"])
+                # a CRD this run created: discovery is cached, ask the server again
+                self.dynamic.resources.invalidate_cache()
+        return None  # pragma: no cover
+
+    def clock(self):
+        return time.monotonic()
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+
+    def version(self):
+        try:
+            return self._client.VersionApi(self.api).get_code().git_version
+        except self._client.exceptions.ApiException as exc:
+            raise self._error(exc)
+
+    def default_storage_classes(self):
+        try:
+            classes = self._client.StorageV1Api(self.api).list_storage_class().items
+        except self._client.exceptions.ApiException as exc:
+            raise self._error(exc)
+        return [sc.metadata.name for sc in classes
+                if any((sc.metadata.annotations or {}).get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)]
+
+    def get(self, obj):
+        meta = obj["metadata"]
+        try:
+            return self._resource(obj).get(name=meta["name"], namespace=meta.get("namespace")).to_dict()
+        except self._exceptions.NotFoundError:
+            return None
+        except self._exceptions.DynamicApiError as exc:
+            raise self._error(exc)
+
+    def apply(self, obj, field_manager, force, dry_run):
+        meta = obj["metadata"]
+        kwargs = dict(field_manager=field_manager, force_conflicts=force)
+        if dry_run:
+            kwargs["dry_run"] = "All"
+        try:
+            return self.dynamic.server_side_apply(self._resource(obj), body=obj, name=meta["name"],
+                                                  namespace=meta.get("namespace"), **kwargs).to_dict()
+        except self._exceptions.DynamicApiError as exc:
+            raise self._error(exc)
+
+    def crd_established(self, name):
+        crd = self.get(dict(apiVersion="apiextensions.k8s.io/v1", kind="CustomResourceDefinition",
+                            metadata=dict(name=name)))
+        conditions = ((crd or {}).get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+    def service_ready(self, namespace, name):
+        endpoints = self.get(dict(apiVersion="v1", kind="Endpoints", metadata=dict(name=name, namespace=namespace)))
+        return any(subset.get("addresses") for subset in (endpoints or {}).get("subsets") or [])
+
+    def workload_ready(self, kind, namespace, name):
+        live = self.get(dict(apiVersion="apps/v1", kind=kind, metadata=dict(name=name, namespace=namespace))) or {}
+        status = live.get("status") or {}
+        if kind == "Deployment":
+            return any(c.get("type") == "Available" and c.get("status") == "True"
+                       for c in status.get("conditions") or [])
+        wanted = (live.get("spec") or {}).get("replicas", 1)
+        return status.get("readyReplicas", 0) >= wanted
+
+    def gateway_address(self):
+        service = self.get(dict(apiVersion="v1", kind="Service",
+                                metadata=dict(name="istio-ingressgateway", namespace="istio-system"))) or {}
+        for ingress in ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+            if ingress.get("ip") or ingress.get("hostname"):
+                return ingress.get("ip") or ingress.get("hostname")
+        return None
+
+
+def load_documents(text, where):
+    """The Kubernetes objects of a multi-document YAML text; ``List`` kinds are unpacked."""
+    objects = []
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise KubeflowError("%s is not valid YAML: %s" % (where, exc))
+    for index, doc in enumerate(documents):
+        if doc is None:
+            continue
+        items = doc.get("items") if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") else [doc]
+        for item in items or ():
+            try:
+                check_object(item, "%s, document %d" % (where, index + 1))
+            except ApplyFailed as exc:
+                raise KubeflowError(str(exc))
+            objects.append(item)
+    return objects
+
+
+class Source(object):
+    """Builds the objects of each part from the bundle, a checkout, or the release archive."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.tmp = None
+
+    def cleanup(self):
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def kind(self):
+        if self.params["bundle"]:
+            return "bundle"
+        if self.params["manifests_dir"]:
+            return "manifests_dir"
+        return "fetched"
+
+    def parts(self):
+        """[(part name, [objects])] in install order."""
+        params = self.params
+        if params["bundle"]:
+            return self._bundle()
+        checkout = params["manifests_dir"] or self._fetch()
+        example = os.path.join(checkout, EXAMPLE)
+        if not os.path.isfile(example):
+            raise KubeflowError("%s has no %s; manifests_dir must be a kubeflow/manifests checkout at %s" % (
+                checkout, EXAMPLE, params["release"]))
+        with open(example) as handle:
+            selected = select(example_paths(handle.read()), params["components"])
+        base = os.path.dirname(example)
+        return [(name, self._build(name, [os.path.normpath(os.path.join(base, p)) for p in paths]))
+                for name, paths in selected]
+
+    def _bundle(self):
+        params = self.params
+        check_needs(params["components"])
+        names = [name for name, _folders in PLATFORM]
+        if "kserve" in params["components"]:
+            names.append(KNATIVE[0])
+        names += list(params["components"])
+        parts = []
+        for name in names:
+            path = os.path.join(params["bundle"], "%s.yaml" % name)
+            if not os.path.isfile(path):
+                raise KubeflowError("the bundle has no %s for %s; build it with kustomize from the release, or remove "
+                                    "%s from components" % (path, name, name))
+            with open(path) as handle:
+                parts.append((name, load_documents(handle.read(), path)))
+        return parts
+
+    def _kustomize(self):
+        if self.params["kustomize"]:
+            binary = self.params["kustomize"]
+        else:
+            binary = self.module.get_bin_path("kustomize") or self.module.get_bin_path("kubectl")
+        if not binary:
+            raise KubeflowError("neither kustomize nor kubectl is on the PATH of this node; set kustomize to a "
+                                "kustomize 5 (or kubectl) binary, or use bundle")
+        if os.path.basename(binary).startswith("kubectl"):
+            return [binary, "kustomize"]
+        return [binary, "build"]
+
+    def _build(self, name, paths):
+        self.tmp = self.tmp or tempfile.mkdtemp(prefix="gpulab-kubeflow.")
+        folder = os.path.join(self.tmp, name)
+        os.mkdir(folder)
+        # kustomize takes bases outside the kustomization's folder only as relative paths
+        kustomization = dict(apiVersion="kustomize.config.k8s.io/v1beta1", kind="Kustomization",
+                             resources=[os.path.relpath(path, folder) for path in paths])
+        patches = [_patch_entry(p) for p in self.params["patches"] or ()]
+        if patches:
+            kustomization["patches"] = patches
+        with open(os.path.join(folder, "kustomization.yaml"), "w") as handle:
+            yaml.safe_dump(kustomization, handle, default_flow_style=False)
+        argv = self._kustomize() + [folder]
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise KubeflowError("building %s failed (%s, exit %d): %s" % (name, " ".join(argv), rc, err.strip()))
+        return load_documents(out, "the build of %s" % name)
+
+    def _fetch(self):
+        params = self.params
+        url = "%s/archive/refs/tags/%s.tar.gz" % (params["repo_url"].rstrip("/"), params["release"])
+        self.tmp = self.tmp or tempfile.mkdtemp(prefix="gpulab-kubeflow.")
+        response, info = fetch_url(self.module, url, timeout=60)
+        if info.get("status") != 200:
+            raise KubeflowError("release %s does not exist at %s (HTTP %s: %s); set release to an existing tag, or use "
+                                "manifests_dir or bundle on a site without internet" % (
+                                    params["release"], url, info.get("status"), info.get("msg")))
+        archive = os.path.join(self.tmp, "release.tar.gz")
+        with open(archive, "wb") as handle:
+            shutil.copyfileobj(response, handle)
+        target = os.path.join(self.tmp, "release")
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            for member in members:
+                if member.name.startswith("/") or ".." in member.name.split("/") or member.issym() or member.islnk():
+                    raise KubeflowError("the archive at %s holds an unsafe path %s" % (url, member.name))
+            tar.extractall(target, members=members)  # nosec - checked above
+        tops = os.listdir(target)
+        if len(tops) != 1:
+            raise KubeflowError("the archive at %s is not a GitHub release archive (one top folder)" % url)
+        return os.path.join(target, tops[0])
+
+
+def _patch_entry(patch):
+    """One kustomize ``patches`` entry, inline (a file's content is read in: kustomize loads files only from under
+    the kustomization). A strategic merge patch without a target gets one from the object it names, so that the parts
+    which do not hold that object build without it instead of failing."""
+    text = patch["patch"]
+    if patch.get("path"):
+        try:
+            with open(patch["path"]) as handle:
+                text = handle.read()
+        except (IOError, OSError) as exc:
+            raise KubeflowError("cannot read the patch file %s: %s" % (patch["path"], exc))
+    entry = dict(patch=text)
+    target = dict((("labelSelector" if key == "label_selector" else key), value)
+                  for key, value in (patch.get("target") or {}).items() if value)
+    if not target:
+        try:
+            named = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise KubeflowError("a patch is not valid YAML: %s" % exc)
+        meta = named.get("metadata") if isinstance(named, dict) else None
+        if not (isinstance(meta, dict) and named.get("kind") and meta.get("name")):
+            raise KubeflowError("a patch without a target must be a strategic merge patch naming its object (kind and "
+                                "metadata.name); JSON 6902 patches need patches[].target")
+        target = dict(kind=named["kind"], name=meta["name"])
+        if meta.get("namespace"):
+            target["namespace"] = meta["namespace"]
+    entry["target"] = target
+    return entry
+
+
+def wait_for_part(client, name, objects, timeout):
+    """Wait until the Deployments and StatefulSets of one part are ready; returns their names."""
+    workloads = [(o["kind"], (o.get("metadata") or {}).get("namespace"), o["metadata"]["name"]) for o in objects
+                 if o.get("kind") in WORKLOAD_KINDS and str(o.get("apiVersion", "")).startswith("apps/")]
+    deadline = client.clock() + timeout
+    pending = list(workloads)
+    while pending:
+        pending = [w for w in pending if not client.workload_ready(*w)]
+        if not pending:
+            break
+        if client.clock() + 5 > deadline:
+            raise ApplyFailed("%s: not Available after %ds: %s (set component_timeouts.%s to wait longer)" % (
+                name, timeout, ", ".join("%s %s/%s" % w for w in pending), name))
+        client.sleep(5)
+    return ["%s/%s" % (w[1], w[2]) for w in workloads]
+
+
+def object_name(result):
+    kind = result["kind"]
+    group = result["api_version"].split("/")[0] if "/" in result["api_version"] else ""
+    if group and group not in ("apps", "batch"):
+        kind = "%s.%s" % (kind, group)
+    where = "%s/%s" % (result["namespace"], result["name"]) if result["namespace"] else result["name"]
+    return "%s/%s" % (kind, where)
+
+
+def install(module, client, parts, components):
+    """Apply and wait, part by part; ``components`` (the result's list) gets each part's status as it goes, so that
+    a failure still reports how far the install came."""
+    params = module.params
+    timeouts = params["component_timeouts"] or {}
+    applier_options = dict(force_conflicts=params["force_conflicts"], dry_run=module.check_mode,
+                           retries=params["retries"], retry_delay=params["retry_delay"],
+                           apply_timeout=params["apply_timeout"], crd_timeout=params["crd_timeout"],
+                           webhook_timeout=params["webhook_timeout"])
+    applier = Applier(client, params["field_manager"], **applier_options)
+    results = []
+    for name, objects in parts:
+        started = client.clock()
+        entry = dict(name=name, status="applied", objects=len(objects), created=0, changed=0, workloads=[],
+                     seconds=0.0)
+        components.append(entry)
+        try:
+            part_results = applier.run(objects)[len(results):]
+            results.extend(part_results)
+            tally = counts(part_results)
+            entry.update(created=tally["created"], changed=tally["changed"])
+            if params["wait"] and not module.check_mode:
+                entry["workloads"] = wait_for_part(client, name, objects, int(timeouts.get(name, params["wait_timeout"])))
+                entry["status"] = "ready"
+        except ApplyFailed:
+            entry["status"] = "failed"
+            raise
+        finally:
+            entry["seconds"] = round(client.clock() - started, 1)
+    return results, applier
+
+
 def main():
     module = build_module()
     check_arguments(module)
-    module.fail_json(
-        msg="gpulab.cluster.kubeflow is not implemented in this release (0.1.0): its behaviour comes with issue #%d "
-        "(%s). Nothing was changed." % (ISSUE, ISSUE_SUMMARY),
-        changed=False,
-    )
+    if yaml is None:  # pragma: no cover
+        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
+    params = module.params
+    result = dict(changed=False, release=params["release"], components=[], objects=dict(total=0, created=0, changed=0,
+                  unchanged=0), created=[], changed_objects=[], crds_established=[], retried=[], dashboard_url=None)
+    source = Source(module)
+    result["source"] = source.kind()
+    try:
+        release_line(params["release"])
+        if params["auth"] == "oidc":
+            raise KubeflowError("auth=oidc is not implemented in this release of gpulab.cluster.kubeflow (issue #7); "
+                                "use auth=dex with dex_users")
+        parts = source.parts()
+        for name, objects in parts:
+            if name == "dex":
+                set_dex_users(objects, params["dex_users"], yaml)
+        try:
+            client = KubeClient(params["kubeconfig"], params["context"])
+        except ImportError:
+            module.fail_json(msg=missing_required_lib("kubernetes"), exception=traceback.format_exc(), **result)
+        except Exception as exc:  # kubeconfig errors come as several types
+            raise KubeflowError("cannot load the kubeconfig %s: %s" % (params["kubeconfig"] or "(default)", exc))
+        result["kubernetes_version"] = check_kubernetes(params["release"], client.version())
+        defaults = client.default_storage_classes()
+        if not defaults:
+            raise KubeflowError("the cluster has no default StorageClass; Kubeflow's PVCs would stay Pending. Run the "
+                                "storage layer first (it makes CephFS the default). Nothing was applied")
+        results, applier = install(module, client, parts, result["components"])
+    except (KubeflowError, ApiError) as exc:
+        source.cleanup()
+        module.fail_json(msg="Kubeflow %s: %s" % (params["release"], exc), **result)
+    except ApplyFailed as exc:
+        source.cleanup()
+        module.fail_json(msg="Kubeflow %s: %s" % (params["release"], exc), **result)
+    source.cleanup()
+    result["objects"] = counts(results)
+    result["created"] = [object_name(r) for r in results if r["action"] == "created"]
+    result["changed_objects"] = [object_name(r) for r in results if r["action"] == "changed"]
+    result["crds_established"] = [] if module.check_mode else sorted(
+        o["metadata"]["name"] for _n, objects in parts for o in objects if phase(o) == PHASE_CRDS)
+    result["retried"] = [dict(object=r["object"], attempts=r["attempts"], error=r["error"]) for r in applier.retried]
+    address = None if module.check_mode else client.gateway_address()
+    result["dashboard_url"] = "http://%s/" % address if address else None
+    result["changed"] = bool(result["created"] or result["changed_objects"])
+    if module._diff:
+        result["diff"] = dict(before="", after="".join("%s %s\n" % (r["action"], object_name(r)) for r in results
+                                                       if r["action"] != "unchanged"))
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

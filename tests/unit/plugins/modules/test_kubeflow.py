@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) gpulab.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""gpulab.cluster.kubeflow: argument validation of the 0.1.0 interface (behaviour: issue 7)."""
+"""gpulab.cluster.kubeflow: argument validation (the install itself: test_kubeflow_install.py)."""
 from __future__ import absolute_import, division, print_function
 
 import json
@@ -17,9 +17,9 @@ __metaclass__ = type
 PASSWORD_HASH = "$2y$10$Z4Tb3S7l6bXo1m2y3Qb9uO2b1Tq8vZyC9n5lKx0aY7s6d5f4g3h2i"
 OIDC_SECRET = "s3cr3t-oidc-client"
 USERS = [{"email": "admin@gpulab.lan", "username": "admin", "password_hash": PASSWORD_HASH}]
-BASE = {"release": "v1.10.1", "kubeconfig": "/etc/kubernetes/admin.conf", "dex_users": USERS}
+BASE = {"release": "v1.10.0", "kubeconfig": "/etc/kubernetes/admin.conf", "dex_users": USERS}
 OIDC = {
-    "release": "v1.10.1",
+    "release": "v1.10.0",
     "auth": "oidc",
     "oidc_issuer_url": "https://sso.gpulab.lan/realms/gpulab",
     "oidc_client_id": "kubeflow",
@@ -31,26 +31,26 @@ PATCH = {
 }
 
 
-def _assert_not_implemented(failed, result):
-    assert failed
-    assert result["changed"] is False
-    assert "gpulab.cluster.kubeflow is not implemented in this release (0.1.0)" in result["msg"]
-    assert "issue #7" in result["msg"]
-    assert "Nothing was changed." in result["msg"]
-
-
 @pytest.mark.parametrize("check_mode", [False, True])
 @pytest.mark.parametrize("args", [
     BASE,
-    dict(BASE, manifests_dir="/srv/mirror/kubeflow-manifests-v1.10.1", kustomize="/usr/local/bin/kubectl",
+    dict(BASE, manifests_dir="/srv/mirror/kubeflow-manifests-v1.10.0", kustomize="/usr/local/bin/kubectl",
          components=["central_dashboard", "profiles", "admission_webhook", "notebooks", "katib", "training_operator"],
          patches=[PATCH, {"path": "/srv/patches/requests.yaml"}], context="kubernetes-admin@gpulab"),
-    dict(OIDC, bundle="/srv/mirror/kubeflow-v1.10.1-bundle", component_timeouts={"pipelines": 1200, "istio": "300"}),
+    dict(OIDC, bundle="/srv/mirror/kubeflow-v1.10.0-bundle", component_timeouts={"pipelines": 1200, "istio": "300"}),
     dict(BASE, repo_url="https://mirror.gpulab.lan/kubeflow/manifests", wait=False, retries=1, retry_delay=0),
 ], ids=["fetch", "manifests_dir", "bundle-oidc", "mirror"])
-def test_valid_arguments_reach_not_implemented(module_harness, args, check_mode):
+def test_valid_arguments_pass_validation_and_secrets_stay_out(module_harness, monkeypatch, args, check_mode):
+    """Valid arguments reach the work (stopped here at the first step that touches the node), secrets unseen."""
+    def stop(self):
+        raise kubeflow.KubeflowError("stopped by the test at the source")
+    monkeypatch.setattr(kubeflow.Source, "parts", stop)
     failed, result = run_module(kubeflow, args, check_mode=check_mode)
-    _assert_not_implemented(failed, result)
+    assert failed and result["changed"] is False
+    if args.get("auth") == "oidc":
+        assert "auth=oidc is not implemented" in result["msg"]
+    else:
+        assert result["msg"] == "Kubeflow v1.10.0: stopped by the test at the source"
     text = json.dumps(result)
     assert PASSWORD_HASH not in text and OIDC_SECRET not in text
 
@@ -75,7 +75,7 @@ def test_sources_are_mutually_exclusive(module_harness, extra, names):
 
 
 def test_dex_needs_users(module_harness):
-    failed, result = run_module(kubeflow, {"release": "v1.10.1"})
+    failed, result = run_module(kubeflow, {"release": "v1.10.0"})
     assert failed
     assert "auth is dex but all of the following are missing: dex_users" in result["msg"]
 

@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) gpulab.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a Kubeflow release holds, read from the real example/kustomization.yaml of two kubeflow/manifests commits."""
+from __future__ import absolute_import, division, print_function
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.gpulab.cluster.plugins.module_utils import _kubeflow as kf
+
+__metaclass__ = type
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "kubeflow")
+
+
+def example(name):
+    with open(os.path.join(FIXTURES, name)) as handle:
+        return kf.example_paths(handle.read())
+
+
+def test_the_paths_of_both_layouts():
+    old = example("example-kustomization-032ed47.yaml")
+    new = example("example-kustomization-424c673.yaml")
+    assert old[0] == "../common/cert-manager/cert-manager/base" and len(old) == 28
+    # inline comments and commented-out entries are not paths
+    assert "../common/oauth2-proxy/overlays/m2m-dex-only" in new
+    assert "../applications/training-operator/upstream/overlays/kubeflow" not in new
+    assert "../applications/trainer/overlays" in new
+    assert not [p for p in new if "#" in p]
+
+
+def test_components_map_to_their_folders_in_either_layout():
+    old = dict(kf.select(example("example-kustomization-032ed47.yaml"), ["profiles", "training_operator", "kserve"]))
+    new = dict(kf.select(example("example-kustomization-424c673.yaml"), ["profiles", "spark_operator", "kserve"]))
+    assert old["training_operator"] == ["../apps/training-operator/upstream/overlays/kubeflow"]
+    assert old["istio"][0] == "../common/istio-1-22/istio-crds/base" and new["istio"][0] == "../common/istio/istio-crds/base"
+    assert old["dex"] == new["dex"] == ["../common/dex/overlays/oauth2-proxy"]
+    assert new["profiles"] == ["../applications/profiles/pss"]
+    assert new["spark_operator"] == ["../applications/spark/spark-operator/overlays/kubeflow"]
+    assert old["knative"] == ["../common/knative/knative-serving/overlays/gateways"]
+    assert all("user-namespace" not in p for paths in old.values() for p in paths)
+
+
+def test_a_component_commented_out_is_not_in_the_release():
+    with pytest.raises(kf.KubeflowError, match="training_operator not in this release"):
+        kf.select(example("example-kustomization-424c673.yaml"), ["training_operator"])
+
+
+def test_an_example_without_the_platform_is_refused():
+    with pytest.raises(kf.KubeflowError, match="lists no cert_manager, istio"):
+        kf.select(["../apps/profiles/upstream/overlays/kubeflow"], ["profiles"])
+    with pytest.raises(kf.KubeflowError, match="lists no resources"):
+        kf.example_paths("apiVersion: v1\nkind: Kustomization\n")
+
+
+@pytest.mark.parametrize("release, version, accepted", [
+    ("v1.10.0", "v1.33.5", "1.33"), ("v1.10.0", "v1.31.0", "1.31"), ("v1.9.0", "v1.29.10+k3s1", "1.29"),
+])
+def test_kubernetes_inside_the_range(release, version, accepted):
+    assert kf.check_kubernetes(release, version) == accepted
+
+
+@pytest.mark.parametrize("release, version, message", [
+    ("v1.10.0", "v1.34.0", "accepts 1.31 to 1.33"), ("v1.10.0", "v1.30.2", "accepts 1.31 to 1.33"),
+    ("v1.9.0", "v1.33.5", "validated on 1.29"), ("v1.10.0", "garbage", "is not a Kubernetes version"),
+])
+def test_kubernetes_outside_the_range(release, version, message):
+    with pytest.raises(kf.KubeflowError, match=message):
+        kf.check_kubernetes(release, version)
+
+
+def test_dex_users_replace_the_example_user():
+    with open(os.path.join(FIXTURES, "dex-config-map-oauth2-proxy-c42a95d.yaml")) as handle:
+        config_map = yaml.safe_load(handle)
+    users = [{"email": "ada@gpulab.lan", "password_hash": "$2y$10$x", "username": None}]
+    assert kf.set_dex_users([config_map], users, yaml) == 1
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert config["staticPasswords"] == [{"email": "ada@gpulab.lan", "hash": "$2y$10$x", "username": "ada",
+                                          "userID": kf.dex_static_passwords(users)[0]["userID"]}]
+    assert config["issuer"] == "http://dex.auth.svc.cluster.local:5556/dex"
+    # the same e-mail gives the same userID on every run (Dex keys sessions by it)
+    assert kf.dex_static_passwords(users) == kf.dex_static_passwords(users)
+
+
+def test_a_build_without_dex_configuration_is_refused():
+    with pytest.raises(kf.KubeflowError, match="no Dex ConfigMap"):
+        kf.set_dex_users([{"kind": "ConfigMap", "metadata": {"name": "other"}}], [], yaml)
+    broken = {"kind": "ConfigMap", "metadata": {"name": "dex"}, "data": {"config.yaml": "issuer: x\n"}}
+    with pytest.raises(kf.KubeflowError, match="no staticPasswords"):
+        kf.set_dex_users([broken], [], yaml)
