@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) gpulab.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The GPU smoke test of gpulab.cluster (role gpu, tag gpu_smoke): DistributedDataParallel across the replicas of a
@@ -38,7 +37,7 @@ def main():
         loss.backward()
         optimizer.step()
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    gathered = [torch.zeros_like(flat) for _ in range(world)]
+    gathered = [torch.zeros_like(flat) for _replica in range(world)]
     dist.all_gather(gathered, flat)
     same = all(torch.allclose(gathered[0], other) for other in gathered)
     total = torch.tensor([float(rank + 1)], device=device)
@@ -46,9 +45,10 @@ def main():
     expected = world * (world + 1) / 2.0
     error = (model.weight.detach().cpu().flatten() - true_weights).abs().max().item()
     ok = same and abs(total.item() - expected) < 1e-6 and error < 0.05 and world >= 2
+    fields = (rank, world, dist.get_backend(), device, total.item(), expected, loss.item(), error, same,
+              "ok" if ok else "FAILED")
     print("GPULAB-DDP-RESULT rank=%d world=%d backend=%s device=%s sum=%.1f expected=%.1f loss=%.5f "
-          "weight_error=%.5f weights_equal=%s %s" % (rank, world, dist.get_backend(), device, total.item(), expected,
-                                                    loss.item(), error, same, "ok" if ok else "FAILED"), flush=True)
+          "weight_error=%.5f weights_equal=%s %s" % fields, flush=True)
     dist.destroy_process_group()
     return 0 if ok else 1
 
