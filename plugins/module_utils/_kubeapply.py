@@ -74,6 +74,13 @@ class KindNotServed(ApiError):
         super(KindNotServed, self).__init__(None, message='no matches for kind "%s" in version "%s"' % (kind, api_version))
 
 
+class ConnectionLost(ApiError):
+    """The API server did not answer (restarting, a load balancer failing over)."""
+
+    def __init__(self, reason):
+        super(ConnectionLost, self).__init__(None, message="the API server did not answer: %s" % reason)
+
+
 class ApplyFailed(Exception):
     """The apply stopped; the message names the object and the last error."""
 
@@ -127,6 +134,8 @@ def classify(error, obj):
             marker in error.message for marker in WEBHOOK_DOWN_MARKERS):
         return TRANSIENT_WEBHOOK
     if error.code in (429, 503) or (error.code == 500 and error.reason == "ServerTimeout"):
+        return TRANSIENT_SERVER
+    if error.code is None and isinstance(error, ConnectionLost):
         return TRANSIENT_SERVER
     return None
 
@@ -236,7 +245,8 @@ class Applier(object):
             self.retried.append(entry)
 
     def _wait_for(self, ready, timeout, what):
-        limit = min(self.client.clock() + timeout, self.deadline)
+        # its own bound: apply_timeout bounds the apply and its retries, not the waits between them
+        limit = self.client.clock() + timeout
         while True:
             if ready():
                 return

@@ -14,16 +14,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
+import json
 import re
 import zlib
 
 # Folder names (path segments) of each part in example/kustomization.yaml, in the order they are installed.
+# The kubeflow namespace comes before Istio: Istio's kubeflow-istio-resources (the kubeflow-gateway) live in it.
 PLATFORM = (
     ("cert_manager", ("cert-manager",)),
+    ("kubeflow_namespace", ("kubeflow-namespace",)),
     ("istio", ("istio", "istio-1-22", "istio-1-23", "istio-1-24")),
     ("oauth2_proxy", ("oauth2-proxy",)),
     ("dex", ("dex",)),
-    ("kubeflow_namespace", ("kubeflow-namespace",)),
     ("network_policies", ("networkpolicies",)),
     ("kubeflow_roles", ("kubeflow-roles",)),
 )
@@ -63,6 +66,7 @@ VALIDATED_KUBERNETES = {(1, 9): (1, 29), (1, 10): (1, 32)}
 SKEW = 1
 RELEASE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(-rc\.\d+)?$")
 EXAMPLE = "example/kustomization.yaml"
+DEX_USERS_ANNOTATION = "gpulab.lan/dex-users-digest"
 
 
 class KubeflowError(Exception):
@@ -209,4 +213,11 @@ def set_dex_users(objects, users, yaml_module):
         changed += 1
     if not changed:
         raise KubeflowError("the build has no Dex ConfigMap 'dex' with a config.yaml; dex_users cannot be set")
+    # Dex reads its configuration only when it starts: a digest of the users in its pod template restarts it when
+    # they change (a digest of the entries, not the hashes themselves).
+    digest = hashlib.sha256(json.dumps(dex_static_passwords(users), sort_keys=True).encode("utf-8")).hexdigest()
+    for obj in objects:
+        if obj.get("kind") == "Deployment" and (obj.get("metadata") or {}).get("name") == "dex":
+            template = obj.setdefault("spec", {}).setdefault("template", {})
+            template.setdefault("metadata", {}).setdefault("annotations", {})[DEX_USERS_ANNOTATION] = digest
     return changed

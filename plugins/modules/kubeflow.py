@@ -488,6 +488,7 @@ from ansible_collections.gpulab.cluster.plugins.module_utils._kubeapply import (
     ApiError,
     Applier,
     ApplyFailed,
+    ConnectionLost,
     KindNotServed,
     check_object,
     counts,
@@ -657,11 +658,14 @@ class KubeClient(object):
     """The cluster through the ``kubernetes`` library: what ``Applier`` and the waits need, errors as ApiError."""
 
     def __init__(self, kubeconfig, context):
+        import urllib3
         from kubernetes import client, config, dynamic
         from kubernetes.dynamic import exceptions
 
         self._client = client
         self._exceptions = exceptions
+        # no answer at all (an API server restarting, the load balancer failing over): retried as transient
+        self._lost = (urllib3.exceptions.HTTPError, OSError)
         self.api = config.new_client_from_config(config_file=kubeconfig, context=context)
         self.dynamic = dynamic.DynamicClient(self.api)
 
@@ -690,12 +694,16 @@ class KubeClient(object):
             return self._client.VersionApi(self.api).get_code().git_version
         except self._client.exceptions.ApiException as exc:
             raise self._error(exc)
+        except self._lost as exc:
+            raise ConnectionLost(str(exc))
 
     def default_storage_classes(self):
         try:
             classes = self._client.StorageV1Api(self.api).list_storage_class().items
         except self._client.exceptions.ApiException as exc:
             raise self._error(exc)
+        except self._lost as exc:
+            raise ConnectionLost(str(exc))
         return [sc.metadata.name for sc in classes
                 if any((sc.metadata.annotations or {}).get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)]
 
@@ -707,6 +715,8 @@ class KubeClient(object):
             return None
         except self._exceptions.DynamicApiError as exc:
             raise self._error(exc)
+        except self._lost as exc:
+            raise ConnectionLost(str(exc))
 
     def apply(self, obj, field_manager, force, dry_run):
         meta = obj["metadata"]
@@ -718,6 +728,8 @@ class KubeClient(object):
                                                   namespace=meta.get("namespace"), **kwargs).to_dict()
         except self._exceptions.DynamicApiError as exc:
             raise self._error(exc)
+        except self._lost as exc:
+            raise ConnectionLost(str(exc))
 
     def crd_established(self, name):
         crd = self.get(dict(apiVersion="apiextensions.k8s.io/v1", kind="CustomResourceDefinition",
@@ -865,7 +877,8 @@ class Source(object):
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
             for member in members:
-                if member.name.startswith("/") or ".." in member.name.split("/") or member.issym() or member.islnk():
+                if member.name.startswith("/") or ".." in member.name.split("/") or not (member.isfile() or
+                                                                                        member.isdir()):
                     raise KubeflowError("the archive at %s holds an unsafe path %s" % (url, member.name))
             tar.extractall(target, members=members)  # nosec - checked above
         tops = os.listdir(target)
@@ -962,6 +975,35 @@ def install(module, client, parts, components):
     return results, applier
 
 
+def run(module, source, result):
+    """Everything that may be refused or fail, in order; returns what the result is made of."""
+    params = module.params
+    release_line(params["release"])
+    if params["auth"] == "oidc":
+        raise KubeflowError("auth=oidc is not implemented in this release of gpulab.cluster.kubeflow (issue #7); "
+                            "use auth=dex with dex_users")
+    parts = source.parts()
+    for name, objects in parts:
+        if name == "dex":
+            set_dex_users(objects, params["dex_users"], yaml)
+    try:
+        client = KubeClient(params["kubeconfig"], params["context"])
+    except ImportError:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=traceback.format_exc(), **result)
+    except Exception as exc:  # kubeconfig errors come as several types
+        raise KubeflowError("cannot load the kubeconfig %s: %s" % (params["kubeconfig"] or "(default)", exc))
+    result["kubernetes_version"] = check_kubernetes(params["release"], client.version())
+    if not client.default_storage_classes():
+        text = ("the cluster has no default StorageClass; Kubeflow's PVCs would stay Pending. Run the storage layer "
+                "first (it makes CephFS the default)")
+        if not module.check_mode:
+            raise KubeflowError(text + ". Nothing was applied")
+        # a check run of the whole site comes before the storage layer has made its StorageClass
+        module.warn(text + "; the real run will refuse unless it exists by then")
+    results, applier = install(module, client, parts, result["components"])
+    return parts, results, applier, client
+
+
 def main():
     module = build_module()
     check_arguments(module)
@@ -973,40 +1015,19 @@ def main():
     source = Source(module)
     result["source"] = source.kind()
     try:
-        release_line(params["release"])
-        if params["auth"] == "oidc":
-            raise KubeflowError("auth=oidc is not implemented in this release of gpulab.cluster.kubeflow (issue #7); "
-                                "use auth=dex with dex_users")
-        parts = source.parts()
-        for name, objects in parts:
-            if name == "dex":
-                set_dex_users(objects, params["dex_users"], yaml)
         try:
-            client = KubeClient(params["kubeconfig"], params["context"])
-        except ImportError:
-            module.fail_json(msg=missing_required_lib("kubernetes"), exception=traceback.format_exc(), **result)
-        except Exception as exc:  # kubeconfig errors come as several types
-            raise KubeflowError("cannot load the kubeconfig %s: %s" % (params["kubeconfig"] or "(default)", exc))
-        result["kubernetes_version"] = check_kubernetes(params["release"], client.version())
-        defaults = client.default_storage_classes()
-        if not defaults:
-            raise KubeflowError("the cluster has no default StorageClass; Kubeflow's PVCs would stay Pending. Run the "
-                                "storage layer first (it makes CephFS the default). Nothing was applied")
-        results, applier = install(module, client, parts, result["components"])
-    except (KubeflowError, ApiError) as exc:
+            parts, results, applier, client = run(module, source, result)
+        except (KubeflowError, ApiError, ApplyFailed) as exc:
+            module.fail_json(msg="Kubeflow %s: %s" % (params["release"], exc), **result)
+        address = None if module.check_mode else client.gateway_address()
+    finally:
         source.cleanup()
-        module.fail_json(msg="Kubeflow %s: %s" % (params["release"], exc), **result)
-    except ApplyFailed as exc:
-        source.cleanup()
-        module.fail_json(msg="Kubeflow %s: %s" % (params["release"], exc), **result)
-    source.cleanup()
     result["objects"] = counts(results)
     result["created"] = [object_name(r) for r in results if r["action"] == "created"]
     result["changed_objects"] = [object_name(r) for r in results if r["action"] == "changed"]
     result["crds_established"] = [] if module.check_mode else sorted(
         o["metadata"]["name"] for _n, objects in parts for o in objects if phase(o) == PHASE_CRDS)
     result["retried"] = [dict(object=r["object"], attempts=r["attempts"], error=r["error"]) for r in applier.retried]
-    address = None if module.check_mode else client.gateway_address()
     result["dashboard_url"] = "http://%s/" % address if address else None
     result["changed"] = bool(result["created"] or result["changed_objects"])
     if module._diff:

@@ -16,7 +16,7 @@ class StandIn(object):
     """An API server: objects by key, scripted failures per object, a clock that moves only when slept."""
 
     def __init__(self, live=(), failures=None, established_after=0, endpoints_after=0, version="v1.33.5",
-                 default_classes=("cephfs",), ready_after=0, field_manager="gpulab-kubeflow"):
+                 default_classes=("cephfs",), ready_after=0, field_manager="gpulab-kubeflow", namespaces=False):
         self.live = dict((self.key(o), copy.deepcopy(o)) for o in live)
         self.failures = dict((k, list(v)) for k, v in (failures or {}).items())
         self.established_after = established_after
@@ -25,6 +25,8 @@ class StandIn(object):
         self.default_classes = list(default_classes)
         self.ready_after = ready_after
         self.field_manager = field_manager
+        # like an API server: a namespaced object needs its Namespace (as the recorded 404 says)
+        self.namespaces = namespaces
         self.now = 1000.0
         self.applied = []
         self.slept = []
@@ -49,6 +51,12 @@ class StandIn(object):
         queue = self.failures.get(self.key(o))
         if queue:
             raise queue.pop(0)
+        namespace = (o.get("metadata") or {}).get("namespace")
+        if self.namespaces and namespace and namespace not in ("default", "kube-system") and \
+                "Namespace %s" % namespace not in self.live and not dry_run:
+            raise ka.ApiError(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                                    "code": 404, "message": 'namespaces "%s" not found' % namespace,
+                                    "details": {"name": namespace, "kind": "namespaces"}})
         self.applied.append((self.key(o), dry_run, self.now))
         merged = copy.deepcopy(self.live.get(self.key(o)) or {})
         merged.update(copy.deepcopy(o))

@@ -103,6 +103,8 @@ def test_a_webhook_service_that_never_answers_fails_with_both_named():
     (ka.KindNotServed("kubeflow.org/v1", "Profile"), ka.TRANSIENT_KIND),
     (recorded("500-webhook-no-endpoints.json"), ka.TRANSIENT_WEBHOOK),
     (WEBHOOK_REFUSED, ka.TRANSIENT_WEBHOOK),
+    (ka.ConnectionLost("('Connection aborted.', RemoteDisconnected('Remote end closed connection'))"),
+     ka.TRANSIENT_SERVER),
 ])
 def test_transient_errors_are_retried_with_growing_delays(error, reason):
     client = StandIn(failures={ka.ref(PROFILE): [error, error, error]})
@@ -224,3 +226,12 @@ def test_bodies_that_are_not_json_keep_their_text():
     error = ka.ApiError.from_body(502, "<html>Bad Gateway</html>")
     assert error.message == "<html>Bad Gateway</html>" and error.code == 502
     assert ka.classify(ka.ApiError.from_body(503, ""), DEPLOY) == ka.TRANSIENT_SERVER
+
+
+def test_waits_have_their_own_bound_not_the_apply_timeout():
+    # apply_timeout has passed by the time the CRD is applied; its own wait still gets crd_timeout
+    client = StandIn(established_after=50)
+    run = applier(client, apply_timeout=10, crd_timeout=120, poll=10)
+    client.now += 20
+    run.run([CRD])
+    assert client.now >= 1050.0

@@ -50,7 +50,7 @@ def test_a_component_commented_out_is_not_in_the_release():
 
 
 def test_an_example_without_the_platform_is_refused():
-    with pytest.raises(kf.KubeflowError, match="lists no cert_manager, istio"):
+    with pytest.raises(kf.KubeflowError, match="lists no cert_manager, kubeflow_namespace, istio"):
         kf.select(["../apps/profiles/upstream/overlays/kubeflow"], ["profiles"])
     with pytest.raises(kf.KubeflowError, match="lists no resources"):
         kf.example_paths("apiVersion: v1\nkind: Kustomization\n")

@@ -78,6 +78,10 @@ CONTENT = {
         {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "kubeflow-self-signing-issuer"},
          "spec": {"selfSigned": {}}}],
     "common/dex/overlays/oauth2-proxy": "DEX",
+    # Istio's resources of the kubeflow namespace (kubeflow/manifests sets namespace: kubeflow on this folder)
+    "common/istio-1-22/kubeflow-istio-resources/base": [
+        {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
+         "metadata": {"name": "kubeflow-gateway", "namespace": "kubeflow"}, "spec": {"selector": {"istio": "ingressgateway"}}}],
     "common/kubeflow-namespace/base": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubeflow"}}],
     "apps/profiles/upstream/overlays/kubeflow": [
         crd("profiles", "kubeflow.org", "Profile"), deployment("profiles-deployment", "kubeflow")],
@@ -110,6 +114,9 @@ def make_release(root, example="example-kustomization-032ed47.yaml"):
         with open(os.path.join(folder, "objects.yaml"), "w") as handle:
             if content == "DEX":
                 handle.write(fixture("dex-config-map-oauth2-proxy-c42a95d.yaml"))
+                handle.write("---\n")
+                yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "auth"}},
+                                    deployment("dex", "auth")], handle)
             else:
                 yaml.safe_dump_all(content, handle)
         with open(os.path.join(folder, "kustomization.yaml"), "w") as handle:
@@ -120,7 +127,7 @@ def make_release(root, example="example-kustomization-032ed47.yaml"):
 @pytest.fixture
 def cluster(monkeypatch, module_harness):
     """The stand-in API server the module's KubeClient is replaced with."""
-    state = {"client": StandIn()}
+    state = {"client": StandIn(namespaces=True)}
 
     def client(kubeconfig, context):
         assert kubeconfig == "/etc/kubernetes/admin.conf"
@@ -150,7 +157,7 @@ def test_a_release_installs_in_order_with_real_kustomize(tmp_path, cluster):
     assert not failed, result.get("msg")
     client = cluster["client"]
     names = [c["name"] for c in result["components"]]
-    assert names == ["cert_manager", "istio", "oauth2_proxy", "dex", "kubeflow_namespace", "network_policies",
+    assert names == ["cert_manager", "kubeflow_namespace", "istio", "oauth2_proxy", "dex", "network_policies",
                      "kubeflow_roles"] + COMPONENTS
     assert all(c["status"] == "ready" for c in result["components"])
     order = applied(client)
@@ -229,7 +236,7 @@ def test_unusable_patches_are_refused_before_anything_is_applied(tmp_path, clust
 
 def test_a_webhook_not_yet_reachable_is_retried_and_reported(tmp_path, cluster):
     body = fixture("500-webhook-no-endpoints.json")
-    cluster["client"] = StandIn(failures={"ClusterIssuer kubeflow-self-signing-issuer": [
+    cluster["client"] = StandIn(namespaces=True, failures={"ClusterIssuer kubeflow-self-signing-issuer": [
         ka.ApiError.from_body(500, body)]})
     failed, result = install(tmp_path, cluster, retry_delay=3)
     assert not failed, result.get("msg")
@@ -238,7 +245,7 @@ def test_a_webhook_not_yet_reachable_is_retried_and_reported(tmp_path, cluster):
 
 
 def test_a_component_that_does_not_become_available_names_itself(tmp_path, cluster):
-    cluster["client"] = StandIn(ready_after=10 ** 6)
+    cluster["client"] = StandIn(namespaces=True, ready_after=10 ** 6)
     failed, result = install(tmp_path, cluster, component_timeouts={"cert_manager": 30})
     assert failed
     assert result["msg"] == ("Kubeflow v1.10.0: cert_manager: not Available after 30s: Deployment "
@@ -326,7 +333,7 @@ def test_a_bundle_installs_without_kustomize(tmp_path, cluster):
     failed, result = run_module(kubeflow, dict(release="v1.10.0", bundle=bundle, kubeconfig="/etc/kubernetes/admin.conf",
                                                dex_users=USERS, components=COMPONENTS))
     assert not failed, result.get("msg")
-    assert result["source"] == "bundle" and result["components"][3]["name"] == "dex"
+    assert result["source"] == "bundle" and result["components"][4]["name"] == "dex"
     assert "Profile kubeflow-user-example-com" not in applied(cluster["client"])
 
 
@@ -390,3 +397,23 @@ def test_copy_of_objects_is_not_shared():
     got = client.apply(copy.deepcopy(obj), "gpulab-kubeflow", False, False)
     got["data"]["k"] = "changed"
     assert client.get(obj)["data"]["k"] == "v"
+
+
+def test_dex_restarts_when_its_users_change(tmp_path, cluster):
+    assert not install(tmp_path, cluster)[0]
+    client = cluster["client"]
+    first = client.live["Deployment auth/dex"]["spec"]["template"]["metadata"]["annotations"]
+    assert list(first) == ["gpulab.lan/dex-users-digest"] and HASH not in json.dumps(first)
+    more = USERS + [{"email": "bob@gpulab.lan", "password_hash": HASH}]
+    failed, result = install(tmp_path, cluster, dex_users=more)
+    assert not failed
+    second = client.live["Deployment auth/dex"]["spec"]["template"]["metadata"]["annotations"]
+    assert second != first
+    assert "Deployment/auth/dex" in result["changed_objects"] and "ConfigMap/dex" in result["changed_objects"]
+
+
+def test_check_mode_before_the_storage_layer_warns_about_the_storage_class(tmp_path, cluster):
+    cluster["client"] = StandIn(default_classes=())
+    failed, result = install(tmp_path, cluster, check_mode=True)
+    assert not failed, result.get("msg")
+    assert result["changed"] is True
