@@ -28,7 +28,15 @@ ZERO_BYTES = 1024 * 1024
 
 # Signatures a wipe may remove on its own: they describe a layout, not data (the data cases are checked apart).
 PARTITION_TABLES = ("gpt", "PMBR", "dos", "atari")
-LAYOUT_SIGNATURES = PARTITION_TABLES + ("swap", "LVM2_member", "linux_raid_member", "ceph_bluestore")
+LAYOUT_SIGNATURES = PARTITION_TABLES + ("swap", "LVM2_member")
+# Signatures of devices whose content is data by nature: only force removes them (and never while in use).
+DATA_SIGNATURES = {
+    "ceph_bluestore": "a Ceph OSD (BlueStore label): its objects are the cluster's data",
+    "linux_raid_member": "a member of a RAID array: it holds the array's data",
+    "crypto_LUKS": "a LUKS-encrypted volume",
+    "zfs_member": "a member of a ZFS pool",
+    "bcache": "a bcache device",
+}
 # Filesystems the module can look into read-only, with the options that keep the mount from writing.
 PROBE_MOUNT_OPTIONS = {
     "ext2": "ro",
@@ -179,7 +187,7 @@ def parse_findmnt(text):
     mounts = []
     for raw in data.get("filesystems") or ():
         mounts.append(dict(source=raw.get("source"), target=raw.get("target"), fstype=raw.get("fstype"),
-                           majmin=(raw.get("maj:min") or "").strip()))
+                           majmin=(raw.get("maj:min") or "").strip(), fsroot=raw.get("fsroot") or "/"))
     return mounts
 
 
@@ -244,7 +252,10 @@ class Facts(object):
     (line number, text, spec, resolved path or None) for the active lines.
     """
 
-    def __init__(self, forest, mounts, swaps, pvs, lvs, signatures, contents, fstab):
+    def __init__(self, forest, mounts, swaps, pvs, lvs, signatures, contents, fstab, busy=(), locked=(), adopted=()):
+        self.busy = set(busy)
+        self.locked = set(locked)
+        self.adopted = set(adopted)
         self.forest = forest
         self.mounts = mounts
         self.swaps = swaps
@@ -276,6 +287,7 @@ class Verdict(object):
         self.removed = []
         self.unmounted = []
         self.fstab_lines = []
+        self.adopted = False
 
     def refuse(self, text):
         if text not in self.refusals:
@@ -315,10 +327,16 @@ def _in_use(facts, node, held):
         if others:
             reasons.append("it is an LVM physical volume of %s, which also spans %s (take the volume group apart "
                            "with vgreduce/vgremove yourself)" % (pv["vg_name"], ", ".join(others)))
-    for holder in node.children:
-        if holder.type == "part":
-            continue
+    holders = [holder for holder in node.children if holder.type != "part"]
+    for holder in holders:
         reasons.extend(_holder_in_use(facts, node, holder))
+    if node.kname in facts.locked:
+        reasons.append("a running process holds it locked (a Ceph OSD locks its device so); stop that process first")
+    explained = node.kname in held or facts.swapping(node) or facts.mounts_of(node) or holders or any(
+        child.type == "part" for child in node.children)
+    if node.kname in facts.busy and not explained:
+        reasons.append("the kernel has it open exclusively, yet lsblk and findmnt show no mount, swap or holder (a "
+                       "btrfs or ZFS member, or a driver, has it); find what holds it first")
     return reasons
 
 
@@ -379,6 +397,11 @@ def inspect(facts, node, wipe, force):
     held = protected_nodes(facts)
     parts = [child for child in node.children if child.type == "part"]
     label = node.name
+    if node.kname in facts.adopted and any(
+            sig["type"] == "ceph_bluestore" for sig in facts.signatures.get(node.kname) or ()):
+        # one of this cluster's OSDs (the caller says so, from the CephCluster): its data is the cluster's
+        verdict.adopted = True
+        return verdict
 
     for reason in _in_use(facts, node, held):
         verdict.refuse("%s: %s" % (label, reason))
@@ -422,6 +445,9 @@ def _data_checks(facts, member, sigs, needs_force):
     for sig in sigs:
         kind = sig["type"]
         if kind in LAYOUT_SIGNATURES:
+            continue
+        if kind in DATA_SIGNATURES:
+            needs_force.append("%s is %s" % (member.name, DATA_SIGNATURES[kind]))
             continue
         entries = facts.contents.get(member.kname)
         if entries is None:

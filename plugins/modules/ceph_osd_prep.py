@@ -16,15 +16,20 @@ description:
     a clean device that Rook's OSD preparation accepts; no signature, not mounted, not in fstab.
   - It always refuses, whatever the options; a device that is not a block device; the disk or partition holding
     C(/), C(/boot), C(/usr), C(/var) or C(/home); a whole disk with a partition in use (mounted, active swap, holder);
-    an LVM physical volume whose logical volumes are in use; active swap; a mounted filesystem that holds files; a
-    device smaller than Ceph's minimum OSD size (5 GiB).
+    an LVM physical volume whose logical volumes are in use, or whose volume group spans other devices; active swap;
+    a running RAID member or any other holder; a mounted filesystem that holds files; a device a running process
+    holds locked (a Ceph OSD locks its device); a device the kernel has open exclusively without a mount, swap or
+    holder to show for it (a btrfs or ZFS member); a device smaller than Ceph's minimum OSD size (5 GiB).
   - Without O(wipe=true) it refuses any device carrying a signature (filesystem, swap, LVM, RAID, partition table, an
     old Ceph BlueStore label) and names it.
-  - With O(wipe=true) it removes the signatures (C(wipefs --all), BlueStore label and the first and last MiB zeroed)
-    of what holds no data; an empty filesystem (mounted, as the Ubuntu installer leaves C(/data), or not) is
+  - With O(wipe=true) it removes the signatures (C(wipefs --all), then the first MiB and the BlueStore label copies
+    zeroed) of what holds no data; an empty filesystem (mounted, as the Ubuntu installer leaves C(/data), or not) is
     unmounted, its fstab line commented out with a marker (never deleted), and its signature removed.
-  - With O(force=true) as well, it also destroys an unmounted filesystem that holds files and an LVM volume group
-    whose logical volumes are not in use.
+  - With O(force=true) as well, it also destroys what holds data; an unmounted filesystem that holds files, an LVM
+    volume group whose logical volumes are not in use, an old Ceph OSD (BlueStore label) that O(adopted) does not
+    name, the member of a stopped RAID array, a LUKS or ZFS device.
+  - A device with a BlueStore label that O(adopted) names is one of the cluster's own OSDs; it is reported ready
+    and never touched, whatever the options.
   - Every refusal names the device, what was found on it and the option that would allow it (where one would), and
     comes before any change.
   - A device already clean is reported unchanged, with the stable identifiers the Rook configuration needs.
@@ -50,6 +55,14 @@ options:
       - Never overrides the refusals that apply whatever the options.
     type: bool
     default: false
+  adopted:
+    description:
+      - The devices that are this cluster's OSDs already (the role passes the paths its CephCluster lists for this
+        node). A device among them that carries a BlueStore label is left alone and reported ready, so that a second
+        run neither fails nor wipes a live OSD.
+    type: list
+    elements: path
+    default: []
 notes:
   - Check mode predicts exactly what a real run would do, refusals included. Diff mode shows the fstab change and the
     signatures before and after.
@@ -217,15 +230,22 @@ actions:
   sample:
     - umount /data
     - "comment out fstab line 7: /dev/disk/by-uuid/0b7e3a52-5f0c-4a9e-8f61-2d0d2b5c7a10 /data ext4 defaults 0 1"
-    - wipefs --all /dev/sda4 (ext4 at 1080)
-    - zero first and last MiB of /dev/sda4
+    - wipefs --all /dev/sda4 (ext4 at 0x438)
+    - zero the first MiB and the BlueStore label copies of /dev/sda4
+adopted:
+  description: Whether the device is one of the cluster's OSDs already (a BlueStore label, named in O(adopted)).
+  returned: always
+  type: bool
+  sample: false
 ready:
-  description: Whether the device is ready for an OSD after the run (in check mode, would be).
+  description: Whether the device is ready for an OSD after the run (in check mode, would be), or is one already.
   returned: always
   type: bool
   sample: true
 """
 
+import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -236,6 +256,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpulab.cluster.plugins.module_utils._blockdev import (
     BLUESTORE_LABEL_OFFSETS,
     BLUESTORE_MAGIC,
+    DATA_SIGNATURES,
     LAYOUT_SIGNATURES,
     PROBE_MOUNT_OPTIONS,
     BlockdevError,
@@ -278,6 +299,7 @@ def argument_spec():
         device=dict(type="path", required=True),
         wipe=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
+        adopted=dict(type="list", elements="path", default=[]),
     )
 
 
@@ -361,6 +383,33 @@ class Host(object):
     def systemd(self):
         return os.path.isdir(SYSTEMD_RUNNING)
 
+    def busy(self, path):
+        """Whether the kernel has the device open exclusively (mounted, swap, a holder, a btrfs or ZFS member)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_EXCL)
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                return True
+            raise
+        os.close(fd)
+        return False
+
+    def locked(self, path):
+        """Whether a process holds a lock on the device (a Ceph OSD takes one on its block device)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for lock, unlock in ((fcntl.lockf, fcntl.lockf), (fcntl.flock, fcntl.flock)):
+                try:
+                    lock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except (IOError, OSError) as exc:
+                    if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        return True
+                    raise
+                unlock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
     def probe_mount(self, device, fstype):
         """The top-level entries of the filesystem on an unmounted device (mounted read-only for a moment), or
         None when it cannot be mounted."""
@@ -396,11 +445,11 @@ def read_signatures(host, wipefs, node):
     return sigs
 
 
-def gather(host, node, forest, members):
+def gather(host, node, forest, members, adopted_paths):
     wipefs = host.tool("wipefs")
     signatures = dict((m.kname, read_signatures(host, wipefs, m)) for m in members)
     mounts = parse_findmnt(host.run([host.tool("findmnt"), "--json", "--list", "--output",
-                                     "SOURCE,TARGET,FSTYPE,MAJ:MIN"]))
+                                     "SOURCE,TARGET,FSTYPE,MAJ:MIN,FSROOT"]))
     swaps = parse_proc_swaps(host.read_text("/proc/swaps") or "")
     pvs, lvs = [], []
     lvm = any(s["type"] == "LVM2_member" for sigs in signatures.values() for s in sigs) or any(
@@ -409,14 +458,19 @@ def gather(host, node, forest, members):
         pvs = parse_pvs(host.run([host.tool("pvs"), "--reportformat", "json", "--options", "pv_name,vg_name,pv_uuid"]))
         lvs = parse_lvs(host.run([host.tool("lvs"), "--reportformat", "json", "--options",
                                   "lv_name,vg_name,lv_path,lv_attr,devices"]))
-    facts = Facts(forest, mounts, swaps, pvs, lvs, signatures, {}, [])
+    busy = [m.kname for m in members if host.busy(m.name)]
+    locked = [m.kname for m in members if host.locked(m.name)]
+    adopted = [host.realpath(path) for path in adopted_paths]
+    facts = Facts(forest, mounts, swaps, pvs, lvs, signatures, {}, [], busy=busy, locked=locked, adopted=adopted)
     for member in members:
         mounted = facts.mounts_of(member)
         if mounted:
-            facts.contents[member.kname] = listing(host, mounted[0]["target"])
+            # the mount of the filesystem's root (a bind mount of a subfolder would hide the rest)
+            roots = [m for m in mounted if m.get("fsroot", "/") == "/"]
+            facts.contents[member.kname] = listing(host, roots[0]["target"]) if roots else None
             continue
         for sig in signatures[member.kname]:
-            if sig["type"] not in LAYOUT_SIGNATURES:
+            if sig["type"] not in LAYOUT_SIGNATURES and sig["type"] not in DATA_SIGNATURES:
                 facts.contents[member.kname] = host.probe_mount(member.name, sig["type"])
                 break
     fstab_text = host.read_text(FSTAB) or ""
@@ -484,7 +538,7 @@ def prepare(module, host):
     if node is None:
         raise OsdPrepError("lsblk does not list %s. Nothing was changed." % real)
     members = [c for c in node.children if c.type == "part"] + [node]
-    facts, fstab, fstab_text = gather(host, node, forest, members)
+    facts, fstab, fstab_text = gather(host, node, forest, members, module.params["adopted"])
     verdict = inspect(facts, node, module.params["wipe"], module.params["force"])
     by_id, rook_device = stable_ids(node, links_of(host))
     disk = forest.disk_of(node)
@@ -508,6 +562,7 @@ def prepare(module, host):
         fstab_commented=[],
         actions=[],
         ready=False,
+        adopted=verdict.adopted,
         changed=False,
     )
     if verdict.refusals:

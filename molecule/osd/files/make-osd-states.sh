@@ -22,6 +22,7 @@ size=256MiB, name=raidbusy
 size=5184MiB, name=raidold
 size=5184MiB, name=olddata
 size=5184MiB, name=lvold
+size=5184MiB, name=liveosd
 SFDISK
 udevadm settle
 p() { echo "${disk}$1"; }
@@ -56,6 +57,9 @@ echo "database pages" > /srv/lvm/pages.db
 
 # 6 oldosd: an old Ceph OSD (BlueStore label at the start of the device)
 printf 'bluestore block device\n%s\n' "$(cat /proc/sys/kernel/random/uuid)" | dd of="$(p 6)" conv=notrunc status=none
+
+# 14 liveosd: an OSD of the running cluster (verify names it in adopted, and holds a lock on it as ceph-osd does)
+printf 'bluestore block device\n%s\n' "$(cat /proc/sys/kernel/random/uuid)" | dd of="$(p 14)" conv=notrunc status=none
 
 # 7 swap: active swap
 mkswap -q "$(p 7)" >/dev/null && swapon "$(p 7)"

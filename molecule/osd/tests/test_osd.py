@@ -73,6 +73,7 @@ def test_a_second_check_reports_ready_and_the_stable_name_for_rook(host):
     (DISK + "7", True, "/dev/vdb7: it is active swap"),
     (DISK + "8", False, "volume group vgidle holds the logical volume(s) /dev/vgidle/lvidle. Set force=true"),
     (DISK + "10", True, "member of the running RAID array /dev/md127"),
+    (DISK + "14", False, "/dev/vdb14 is a Ceph OSD (BlueStore label): its objects are the cluster's data. Set force=true"),
 ])
 def test_refused_devices_are_refused_with_the_reason(host, device, force, reason):
     failed, result = prep(host, device=device, wipe="true", force=str(force).lower())
@@ -105,3 +106,41 @@ def test_refused_devices_hold_what_they_held(host):
     assert host.mount_point("/srv/busy").exists and host.mount_point("/srv/lvm").exists
     assert DISK + "7" in host.file("/proc/swaps").content_string
     assert "md127 : active raid1 vdb10" in host.file("/proc/mdstat").content_string
+
+
+def test_the_clusters_own_osd_is_left_alone(host):
+    failed, result = prep(host, device="/dev/disk/by-partlabel/liveosd", wipe="true", force="true",
+                          adopted="/dev/disk/by-partlabel/liveosd")
+    assert not failed, result
+    assert result["adopted"] is True and result["changed"] is False and result["actions"] == []
+    with host.sudo():
+        head = host.run("head -c 22 %s14", DISK).stdout
+    assert head == "bluestore block device"
+
+
+LOCKER = (
+    "import fcntl, os, time\n"
+    "fd = os.open('/dev/vdb14', os.O_RDWR)\n"
+    "fcntl.lockf(fd, fcntl.LOCK_EX)\n"
+    "open('/run/osd-lock.pid', 'w').write(str(os.getpid()))\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_a_device_a_running_process_holds_locked_is_refused_even_with_force(host):
+    # ceph-osd locks its block device; a process holds the same kind of lock while the module looks
+    with host.sudo():
+        host.run("printf %s > /run/osd-locker.py", LOCKER)
+        holder = host.run("nohup python3 /run/osd-locker.py >/dev/null 2>&1 & "
+                          "for i in 1 2 3 4 5 6 7 8 9 10; do test -s /run/osd-lock.pid && break; sleep 1; done; "
+                          "test -s /run/osd-lock.pid")
+    assert holder.rc == 0, holder.stderr
+    try:
+        failed, result = prep(host, device=DISK + "14", wipe="true", force="true")
+    finally:
+        with host.sudo():
+            host.run("kill $(cat /run/osd-lock.pid); rm -f /run/osd-lock.pid /run/osd-locker.py")
+    assert failed
+    assert "/dev/vdb14: a running process holds it locked (a Ceph OSD locks its device so)" in result["msg"]
+    with host.sudo():
+        assert host.run("head -c 22 %s14", DISK).stdout == "bluestore block device"

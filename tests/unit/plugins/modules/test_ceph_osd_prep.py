@@ -32,12 +32,14 @@ READ_ONLY = ("lsblk", "findmnt", "pvs", "lvs")
 class FakeHost(ceph_osd_prep.Host):
     """The recorded VM: reads come from a fixture folder, changes are recorded in ``changes``."""
 
-    def __init__(self, module, folder, missing_tools=(), failing=None, files=None):
+    def __init__(self, module, folder, missing_tools=(), failing=None, files=None, busy=(), locked=()):
         super(FakeHost, self).__init__(module)
         self.folder = os.path.join(FIXTURES, folder)
         self.missing_tools = missing_tools
         self.failing = failing or {}
         self.files = files or {"/etc/hostname": "file", "/dev/disk": "folder"}
+        self.extra_busy = set(busy)
+        self.held_locks = set(locked)
         self.changes = []
         self.warnings = []
         module.warn = self.warnings.append
@@ -130,6 +132,17 @@ class FakeHost(ceph_osd_prep.Host):
 
     def systemd(self):
         return True
+
+    def busy(self, path):
+        """As the kernel answers O_EXCL: busy when mounted, active swap or held (from the recorded outputs)."""
+        node = self.forest.find(path)
+        mounts = _blockdev.parse_findmnt(self.fixture("findmnt.json"))
+        swaps = _blockdev.parse_proc_swaps(self.fixture("proc-swaps"))
+        return (path in self.extra_busy or any(m["majmin"] == node.majmin for m in mounts)
+                or any(s in node.paths for s in swaps) or bool(node.children))
+
+    def locked(self, path):
+        return path in self.held_locks
 
 
 @pytest.fixture
@@ -224,16 +237,23 @@ def test_a_missing_device_is_named(vm):
 # --- what the options allow ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device, found", [
-    ("/dev/vdb1", "/dev/vdb1 carries ext4 at 0x438 (UUID "),
-    ("/dev/vdb6", "/dev/vdb6 carries ceph_bluestore at 0x0"),
-    ("/dev/vdb11", "/dev/vdb11 carries linux_raid_member at 0x1000 labelled 'osdrec:old' (UUID "),
-])
-def test_a_signature_without_wipe_is_refused_and_named(vm, device, found):
-    msg = refused(vm, device, wipe=False, force=False)
-    assert found in msg
+def test_a_signature_without_wipe_is_refused_and_named(vm):
+    msg = refused(vm, "/dev/vdb1", wipe=False, force=False)
+    assert "/dev/vdb1 carries ext4 at 0x438 (UUID " in msg
     assert "Set wipe=true to remove these signatures" in msg
     assert "force=true" not in msg
+
+
+@pytest.mark.parametrize("device, found, what", [
+    ("/dev/vdb6", "/dev/vdb6 carries ceph_bluestore at 0x0", "/dev/vdb6 is a Ceph OSD (BlueStore label)"),
+    ("/dev/vdb11", "/dev/vdb11 carries linux_raid_member at 0x1000 labelled 'osdrec:old' (UUID ",
+     "/dev/vdb11 is a member of a RAID array: it holds the array's data"),
+])
+def test_an_old_osd_or_raid_member_is_data_wipe_alone_is_not_enough(vm, device, found, what):
+    msg = refused(vm, device, wipe=False, force=False)
+    assert found in msg and what in msg
+    msg = refused(vm, device, wipe=True, force=False)
+    assert what in msg and "Set force=true (with wipe=true) to destroy it" in msg
 
 
 def test_an_unmounted_filesystem_with_files_needs_force(vm):
@@ -314,16 +334,16 @@ def test_the_installers_data_becomes_a_clean_osd_partition(vm):
     assert sig_diff["before"].startswith("ext4 at 0x438 (UUID ") and sig_diff["after"] == ""
 
 
-def test_an_old_bluestore_label_is_wiped(vm):
-    run, host = converted(vm, "/dev/vdb6")
+def test_an_old_bluestore_label_is_wiped_with_force(vm):
+    run, host = converted(vm, "/dev/vdb6", force=True)
     assert run["removed_signatures"] == [dict(type="ceph_bluestore", offset=0, uuid=None, label=None)]
     assert ["wipefs", "--all", "/dev/vdb6"] in host.changes
     assert _zeros(host, "/dev/vdb6")[0] == [0, MiB]
     assert run["unmounted"] is None and run["fstab_commented"] == []
 
 
-def test_a_stopped_raid_member_is_wiped(vm):
-    run, host = converted(vm, "/dev/vdb11")
+def test_a_stopped_raid_member_is_wiped_with_force(vm):
+    run, host = converted(vm, "/dev/vdb11", force=True)
     assert [s["type"] for s in run["removed_signatures"]] == ["linux_raid_member"]
     assert ["wipefs", "--all", "/dev/vdb11"] in host.changes
 
@@ -343,6 +363,33 @@ def test_force_takes_an_idle_volume_group_apart(vm):
         ["udevadm", "settle"],
     ]
     assert run["actions"][:2] == ["vgremove --force vgold", "pvremove --yes /dev/vdb13"]
+
+
+@pytest.mark.parametrize("adopted", [["/dev/vdb6"], ["/dev/disk/by-id/virtio-gpulab-osdrec-disk1-part6"]])
+def test_an_osd_of_this_cluster_is_left_alone_whatever_the_options(vm, adopted):
+    failed, result, host = vm("states", dict(device="/dev/disk/by-partlabel/oldosd", wipe=True, force=True,
+                                             adopted=adopted))
+    assert not failed, result.get("msg")
+    assert result["adopted"] is True and result["ready"] is True and result["changed"] is False
+    assert result["actions"] == [] and host.changes == []
+    assert result["rook_device"] == "/dev/disk/by-id/virtio-gpulab-osdrec-disk1-part6"
+
+
+def test_adopted_does_not_cover_a_device_without_a_bluestore_label(vm):
+    failed, result, host = vm("states", dict(device="/dev/vdb2", wipe=True, adopted=["/dev/vdb2"]))
+    assert failed and "holds files (dataset)" in result["msg"] and host.changes == []
+
+
+def test_a_device_a_process_holds_locked_is_refused_even_with_force(vm):
+    failed, result, host = vm("states", dict(device="/dev/vdb6", wipe=True, force=True), locked=["/dev/vdb6"])
+    assert failed and host.changes == []
+    assert "/dev/vdb6: a running process holds it locked (a Ceph OSD locks its device so)" in result["msg"]
+
+
+def test_a_device_the_kernel_holds_without_a_visible_reason_is_refused(vm):
+    failed, result, host = vm("states", dict(device="/dev/vdb9", wipe=True, force=True), busy=["/dev/vdb9"])
+    assert failed and host.changes == []
+    assert "/dev/vdb9: the kernel has it open exclusively, yet lsblk and findmnt show no mount" in result["msg"]
 
 
 def test_a_clean_device_is_ready_without_permission(vm):
@@ -367,7 +414,7 @@ def test_stable_identifiers_for_rook(vm):
 
 
 @pytest.mark.parametrize("device, force", [
-    ("/dev/vdb1", False), ("/dev/vdb6", False), ("/dev/vdb11", False), ("/dev/vdb12", True), ("/dev/vdb13", True),
+    ("/dev/vdb1", False), ("/dev/vdb6", True), ("/dev/vdb11", True), ("/dev/vdb12", True), ("/dev/vdb13", True),
     ("/dev/vdb9", False),
 ])
 def test_a_second_run_changes_nothing(vm, device, force):
@@ -581,3 +628,20 @@ def test_an_open_luks_mapping_is_in_use():
     facts, forest = _ubuntu_lvm_facts(crypt=True)
     verdict = _blockdev.inspect(facts, forest.find("/dev/sdb1"), wipe=True, force=True)
     assert verdict.refusals == ["/dev/sdb1: /dev/dm-1 (crypt) is built on it"]
+
+
+def test_a_bind_mount_of_a_subfolder_does_not_pass_for_an_empty_filesystem(vm, tmp_path):
+    """findmnt's FSROOT: /data showing only a subfolder of the filesystem says nothing about the rest of it."""
+    folder = tmp_path / "bind"
+    folder.mkdir()
+    for name in os.listdir(os.path.join(FIXTURES, "states")):
+        with open(os.path.join(FIXTURES, "states", name), "rb") as handle:
+            (folder / name).write_bytes(handle.read())
+    mounts = json.loads((folder / "findmnt.json").read_text())
+    for mount in mounts["filesystems"]:
+        if mount["target"] == "/data":
+            mount["fsroot"] = "/scratch"
+    (folder / "findmnt.json").write_text(json.dumps(mounts))
+    failed, result, host = vm(str(folder), dict(device="/dev/vdb1", wipe=True, force=True))
+    assert failed and host.changes == []
+    assert "/dev/vdb1: it is mounted at /data and holds files (contents unknown)" in result["msg"]
