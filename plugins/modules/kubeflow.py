@@ -877,8 +877,8 @@ class Source(object):
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
             for member in members:
-                if member.name.startswith("/") or ".." in member.name.split("/") or not (member.isfile() or
-                                                                                        member.isdir()):
+                unsafe = member.name.startswith("/") or ".." in member.name.split("/")
+                if unsafe or not (member.isfile() or member.isdir()):
                     raise KubeflowError("the archive at %s holds an unsafe path %s" % (url, member.name))
             tar.extractall(target, members=members)  # nosec - checked above
         tops = os.listdir(target)
