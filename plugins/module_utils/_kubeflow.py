@@ -151,26 +151,25 @@ def check_needs(components):
         raise KubeflowError("; ".join(missing) + ": add them to components")
 
 
+def part_names(components):
+    """The parts an install of ``components`` applies, in order: the platform, Knative for KServe, the applications."""
+    check_needs(components)
+    return [name for name, _folders in PLATFORM] + ([KNATIVE[0]] if "kserve" in components else []) + list(components)
+
+
 def select(paths, components):
     """[(part, [paths])] to build and apply, platform first, then the applications in the order asked.
 
     Refuses a component whose folder the release does not list, and an application without the ones it needs.
     """
-    check_needs(components)
-    platform = [(name, [p for p in paths if _owner(p, PLATFORM) == name]) for name, _folders in PLATFORM]
-    absent = [name for name, found in platform if not found]
+    table = PLATFORM + (KNATIVE,) + APPLICATIONS
+    parts = [(name, [p for p in paths if _owner(p, table) == name]) for name in part_names(components)]
+    platform = [name for name, _folders in PLATFORM]
+    absent = [name for name, found in parts if not found and name in platform]
     if absent:
         raise KubeflowError("%s of this release lists no %s; it is not a kubeflow/manifests release this module can "
                             "install" % (EXAMPLE, ", ".join(absent)))
-    parts = list(platform)
-    if "kserve" in components:
-        parts.append((KNATIVE[0], [p for p in paths if _owner(p, (KNATIVE,))]))
-    not_in_release = []
-    for name in components:
-        found = [p for p in paths if _owner(p, APPLICATIONS) == name]
-        if not found:
-            not_in_release.append(name)
-        parts.append((name, found))
+    not_in_release = [name for name, found in parts if not found and name in components]
     if not_in_release:
         raise KubeflowError("%s not in this release: its %s lists no folder for %s (it may be commented out there); "
                             "remove %s from components or pick a release that has %s" % (

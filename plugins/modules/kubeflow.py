@@ -496,12 +496,10 @@ from ansible_collections.gpulab.cluster.plugins.module_utils._kubeapply import (
 )
 from ansible_collections.gpulab.cluster.plugins.module_utils._kubeflow import (
     EXAMPLE,
-    KNATIVE,
-    PLATFORM,
     KubeflowError,
     check_kubernetes,
-    check_needs,
     example_paths,
+    part_names,
     release_line,
     select,
     set_dex_users,
@@ -816,13 +814,8 @@ class Source(object):
 
     def _bundle(self):
         params = self.params
-        check_needs(params["components"])
-        names = [name for name, _folders in PLATFORM]
-        if "kserve" in params["components"]:
-            names.append(KNATIVE[0])
-        names += list(params["components"])
         parts = []
-        for name in names:
+        for name in part_names(params["components"]):
             path = os.path.join(params["bundle"], "%s.yaml" % name)
             if not os.path.isfile(path):
                 raise KubeflowError("the bundle has no %s for %s; build it with kustomize from the release, or remove "

@@ -479,17 +479,24 @@ def test_permissions_default_to_off():
 # --- a whole disk that holds nothing (an empty GPT), built from the recorded disk without its partitions ------------
 
 
-def _empty_gpt_disk(tmp_path):
-    folder = tmp_path / "emptydisk"
+def edited_state(tmp_path, state, name, edit):
+    """A copy of a recorded state whose JSON file ``name`` went through ``edit`` (a case the VM did not record)."""
+    folder = tmp_path / ("%s-edited" % state)
     folder.mkdir()
-    for name in os.listdir(os.path.join(FIXTURES, "converted")):
-        with open(os.path.join(FIXTURES, "converted", name), "rb") as handle:
-            (folder / name).write_bytes(handle.read())
-    lsblk = json.loads((folder / "lsblk.json").read_text())
-    for disk in lsblk["blockdevices"]:
-        disk.pop("children", None)
-    (folder / "lsblk.json").write_text(json.dumps(lsblk))
+    for each in os.listdir(os.path.join(FIXTURES, state)):
+        with open(os.path.join(FIXTURES, state, each), "rb") as handle:
+            (folder / each).write_bytes(handle.read())
+    data = json.loads((folder / name).read_text())
+    edit(data)
+    (folder / name).write_text(json.dumps(data))
     return str(folder)
+
+
+def _empty_gpt_disk(tmp_path):
+    def drop_partitions(lsblk):
+        for disk in lsblk["blockdevices"]:
+            disk.pop("children", None)
+    return edited_state(tmp_path, "converted", "lsblk.json", drop_partitions)
 
 
 def test_an_unused_whole_disk_loses_its_partition_table(vm, tmp_path):
@@ -632,16 +639,11 @@ def test_an_open_luks_mapping_is_in_use():
 
 def test_a_bind_mount_of_a_subfolder_does_not_pass_for_an_empty_filesystem(vm, tmp_path):
     """findmnt's FSROOT: /data showing only a subfolder of the filesystem says nothing about the rest of it."""
-    folder = tmp_path / "bind"
-    folder.mkdir()
-    for name in os.listdir(os.path.join(FIXTURES, "states")):
-        with open(os.path.join(FIXTURES, "states", name), "rb") as handle:
-            (folder / name).write_bytes(handle.read())
-    mounts = json.loads((folder / "findmnt.json").read_text())
-    for mount in mounts["filesystems"]:
-        if mount["target"] == "/data":
-            mount["fsroot"] = "/scratch"
-    (folder / "findmnt.json").write_text(json.dumps(mounts))
-    failed, result, host = vm(str(folder), dict(device="/dev/vdb1", wipe=True, force=True))
+    def bind_a_subfolder(mounts):
+        for mount in mounts["filesystems"]:
+            if mount["target"] == "/data":
+                mount["fsroot"] = "/scratch"
+    folder = edited_state(tmp_path, "states", "findmnt.json", bind_a_subfolder)
+    failed, result, host = vm(folder, dict(device="/dev/vdb1", wipe=True, force=True))
     assert failed and host.changes == []
     assert "/dev/vdb1: it is mounted at /data and holds files (contents unknown)" in result["msg"]
