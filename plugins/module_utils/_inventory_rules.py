@@ -25,6 +25,8 @@ import difflib
 import ipaddress
 import re
 
+from ansible_collections.gpulab.cluster.plugins.module_utils import _rollout, _tenants
+
 __metaclass__ = type
 
 ROLE_GROUPS = ("loadbalancer", "control_plane", "workers")
@@ -50,6 +52,8 @@ TEXT = "text"
 PORT = "port"
 LIST = "list"
 BOOL = "bool"
+DICT = "dict"
+ANY = "any"  # checked by its own rule
 
 # Cluster-wide variables: name -> (kind, required).
 CLUSTER_VARIABLES = (
@@ -65,6 +69,9 @@ CLUSTER_VARIABLES = (
     ("gpulab_layers", LIST, True),
     ("gpulab_control_plane_vip", TEXT, False),
     ("gpulab_allow_single_control_plane", BOOL, False),
+    ("gpulab_rollout_workers", ANY, False),
+    ("gpulab_tenants", LIST, False),
+    ("gpulab_tenant_limits", DICT, False),
 )
 # Per-host variables: ansible_host, and the OSD devices of the storage layer (group storage_osd).
 HOST_VARIABLES = ("ansible_host", "storage_osd_devices", "storage_osd_force_devices")
@@ -501,6 +508,11 @@ def _type_problem(kind, value):
     elif kind == LIST:
         if not isinstance(value, (list, tuple)):
             return "a list"
+    elif kind == ANY:
+        return None
+    elif kind == DICT:
+        if not isinstance(value, dict):
+            return "a mapping"
     elif not isinstance(value, bool) and not (
             isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS):  # BOOL
         return "true or false"
@@ -802,6 +814,33 @@ def _device_list_problem(value):
     return None
 
 
+def _rollout_members(view):
+    """The workers in the cluster at the roll-out stage; all of them when the stage is unusable (reported)."""
+    stage = view.value("gpulab_rollout_workers")
+    workers = view.members("workers")
+    if stage is _MISSING or isinstance(stage, Unresolved) or _rollout.stage_problem(stage, workers):
+        return workers
+    return _rollout.members(workers, stage)
+
+
+def check_rollout(view):
+    """gpulab_rollout_workers is 'all' or 1..len(workers); with storage, the roll-out holds 3 OSD hosts."""
+    stage = view.value("gpulab_rollout_workers")
+    if stage is _MISSING or isinstance(stage, Unresolved):
+        return []
+    problem = _rollout.stage_problem(stage, view.members("workers"))
+    if problem:
+        return [problem]
+    if not _storage_enabled(view):
+        return []
+    hosts = [host for host in view.members(OSD_GROUP) if host in _rollout_members(view)]
+    if len(view.members(OSD_GROUP)) >= OSD_HOSTS_MIN and len(hosts) < OSD_HOSTS_MIN:
+        return ["gpulab_rollout_workers is %s: the cluster would hold %s of group %s (%s), but Ceph keeps 3 copies "
+                "on 3 hosts; roll out at least the first %d OSD hosts, or leave 'storage' out of gpulab_layers "
+                "until then" % (stage, _count(len(hosts), "host"), OSD_GROUP, _names(hosts) or "none", OSD_HOSTS_MIN)]
+    return []
+
+
 def check_storage_osd_devices(view):
     """Every OSD host names its devices in storage_osd_devices; storage_osd_force_devices is a subset of them."""
     if not _storage_enabled(view):
@@ -835,6 +874,19 @@ def check_storage_osd_devices(view):
     return problems
 
 
+# Tenants
+
+def check_tenants(view):
+    """gpulab_tenants: valid namespace names, each once, quotas that hold the LimitRange's largest container."""
+    tenants = view.value("gpulab_tenants")
+    limits = view.value("gpulab_tenant_limits")
+    if not isinstance(tenants, (list, tuple)):
+        tenants = None
+    if not isinstance(limits, dict):
+        limits = None
+    return _tenants.problems(tenants, limits)
+
+
 RULES = (
     check_required_groups,
     check_loadbalancer_size,
@@ -863,6 +915,8 @@ RULES = (
     check_layers,
     check_storage_osd_hosts,
     check_storage_osd_devices,
+    check_rollout,
+    check_tenants,
 )
 
 

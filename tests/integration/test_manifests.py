@@ -10,6 +10,7 @@ One render (about 5 s) per module, into a temporary folder; the playbook contact
 
 from __future__ import absolute_import, division, print_function
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbo
 ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
 
 # API groups of custom resources: their schemas come with the operators' CRDs, not with Kubernetes.
-CUSTOM_GROUPS = ("ceph.rook.io", "operator.tigera.io", "kubeflow.org")
+CUSTOM_GROUPS = ("ceph.rook.io", "operator.tigera.io", "kubeflow.org", "security.istio.io")
 # Helm values files are rendered too, but they are not Kubernetes objects.
 VALUES_SUFFIX = "-values.yaml"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
@@ -118,15 +119,14 @@ def test_every_role_renders(rendered):
         "gpu/runtimeclass.yaml",
         "gpu/smoke-pytorchjob.yaml",
         "gpu/smoke.yaml",
-        "kubeflow/profiles.yaml",
         "storage/ceph-pools.yaml",
         "storage/cephcluster.yaml",
         "storage/cephfilesystem.yaml",
         "storage/storageclass-cephfs.yaml",
         "storage/storageclass-rbd.yaml",
+        "tenants/tenants.yaml",
     ]
-    # the production inventory has no tenants yet (issue #8): its Profiles file is the only empty one
-    assert [name for name, docs in rendered.items() if not docs] == ["kubeflow/profiles.yaml"]
+    assert [name for name, docs in rendered.items() if not docs] == []
 
 
 def test_builtin_kinds_pass_strict_validation(documents, kubernetes_version):
@@ -139,7 +139,8 @@ def test_builtin_kinds_pass_strict_validation(documents, kubernetes_version):
 
 def test_custom_resources_are_named(documents):
     custom = [doc for doc in documents if _is_custom(doc)]
-    assert {doc["kind"] for doc in custom} >= {"CephCluster", "CephBlockPool", "CephFilesystem", "Installation"}
+    assert {doc["kind"] for doc in custom} >= {"CephCluster", "CephBlockPool", "CephFilesystem", "Installation",
+                                               "Profile", "AuthorizationPolicy"}
     for doc in custom:
         assert doc.get("apiVersion") and doc.get("kind") and doc.get("metadata", {}).get("name"), doc
         if doc["apiVersion"].startswith("ceph.rook.io/"):
@@ -306,3 +307,63 @@ def test_the_ddp_job_runs_the_collections_script_on_two_gpu_nodes(documents):
     (config_map,) = [cm for cm in _of_kind(documents, "ConfigMap") if cm["metadata"]["name"] == "gpulab-ddp-smoke"]
     with open(os.path.join(ROOT, "roles", "gpu", "files", "ddp_smoke.py")) as handle:
         assert config_map["data"]["ddp_smoke.py"] == handle.read()
+
+
+# Tenants (production inventory: three tenants, Kubeflow enabled)
+
+def _tenants(inventory):
+    (tenants,) = set(yaml.safe_dump(hvars["gpulab_tenants"]) for hvars in inventory["_meta"]["hostvars"].values())
+    return yaml.safe_load(tenants)
+
+
+def test_every_tenant_namespace_comes_before_its_objects(rendered, inventory):
+    docs = rendered["tenants/tenants.yaml"]
+    names = [t["name"] for t in _tenants(inventory)]
+    namespaces = [doc["metadata"]["name"] for doc in docs if doc["kind"] == "Namespace"]
+    assert namespaces == names
+    for position, doc in enumerate(docs):
+        namespace = doc["metadata"].get("namespace")
+        if namespace:
+            first = [d["metadata"]["name"] for d in docs[:position] if d["kind"] == "Namespace"]
+            assert namespace in first, doc
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            assert doc["metadata"]["labels"]["gpulab.io/tenant"] == doc["metadata"]["name"]
+
+
+def test_each_quota_is_the_inventorys(rendered, inventory):
+    quotas = dict((doc["metadata"]["namespace"], doc["spec"]["hard"]) for doc in rendered["tenants/tenants.yaml"]
+                  if doc["kind"] == "ResourceQuota")
+    for tenant in _tenants(inventory):
+        quota = tenant["quota"]
+        assert quotas[tenant["name"]] == {
+            "requests.cpu": str(quota["cpu"]), "requests.memory": quota["memory"], "limits.memory": quota["memory"],
+            "requests.nvidia.com/gpu": str(quota["gpu"]), "requests.storage": quota["storage"],
+            "pods": str(quota["pods"])}
+
+
+def test_owners_own_profiles_and_members_get_edit_and_istio_access(rendered, inventory):
+    docs = rendered["tenants/tenants.yaml"]
+    for tenant in _tenants(inventory):
+        mine = [doc for doc in docs if doc["metadata"].get("namespace") == tenant["name"]]
+        (profile,) = [doc for doc in docs if doc["kind"] == "Profile" and doc["metadata"]["name"] == tenant["name"]]
+        assert profile["spec"]["owner"] == {"kind": "User", "name": tenant["owner"]}
+        namespace = [doc for doc in docs if doc["kind"] == "Namespace" and doc["metadata"]["name"] == tenant["name"]]
+        # Kubeflow's profile controller takes over the namespace only if this annotation names the Profile's owner
+        assert namespace[0]["metadata"]["annotations"]["owner"] == tenant["owner"]
+        others = [m for m in tenant["members"] if m != tenant["owner"]]
+        bound = dict((doc["subjects"][0]["name"], doc["roleRef"]["name"]) for doc in mine
+                     if doc["kind"] == "RoleBinding" and doc["subjects"][0]["kind"] == "User")
+        assert bound == dict((m, "kubeflow-edit") for m in others)
+        allowed = [doc["spec"]["rules"][0]["when"][0] for doc in mine if doc["kind"] == "AuthorizationPolicy"]
+        assert allowed == [{"key": "request.headers[kubeflow-userid]", "values": [m]} for m in others]
+        (jobs,) = [doc for doc in mine if doc["kind"] == "RoleBinding" and doc["metadata"]["name"] == "gpulab-jobs"]
+        assert jobs["subjects"] == [{"kind": "ServiceAccount", "name": "gpulab-jobs", "namespace": tenant["name"]}]
+
+
+def test_a_tenant_quota_below_its_limit_range_is_refused(tmp_path):
+    bad = [{"name": "tiny", "owner": "a@gpulab.lan", "quota": {"cpu": "2", "memory": "2Gi", "gpu": 0}}]
+    rc, log = render(PRODUCTION, str(tmp_path), ["-e", json.dumps({"gpulab_tenants": bad})])
+    assert rc != 0
+    assert "gpulab_tenants tiny.quota.memory '2Gi' is below the LimitRange's max.memory" in log
+    assert not os.path.exists(os.path.join(str(tmp_path), "tenants", "tenants.yaml"))

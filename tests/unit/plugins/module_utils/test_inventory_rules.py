@@ -303,6 +303,24 @@ CASES = [
     ("layers out of order", [set_var("gpulab_layers", ["node", "preflight", "cni"])],
      [("gpulab_layers", "preflight, node, cni")]),
     ("no layers", [set_var("gpulab_layers", [])], []),
+    # gradual roll-out
+    ("roll-out of four", [set_var("gpulab_rollout_workers", 4)], []),
+    ("roll-out as text", [set_var("gpulab_rollout_workers", "8")], []),
+    ("roll-out of all", [set_var("gpulab_rollout_workers", "all")], []),
+    ("roll-out of two with storage", [set_var("gpulab_rollout_workers", 2)],
+     [("gpulab_rollout_workers is 2", "2 hosts of group storage_osd (gpu01 and gpu02)", "first 3 OSD hosts")]),
+    ("roll-out of two without storage", [set_var("gpulab_rollout_workers", 2),
+                                         set_var("gpulab_layers", ["preflight", "node", "kubernetes"])], []),
+    ("roll-out beyond the workers", [set_var("gpulab_rollout_workers", 16)],
+     [("gpulab_rollout_workers is 16", "15 host(s)", "up to 15")]),
+    ("roll-out of none", [set_var("gpulab_rollout_workers", 0)], [("gpulab_rollout_workers is 0", "at least one")]),
+    ("roll-out a word", [set_var("gpulab_rollout_workers", "half")], [("gpulab_rollout_workers is 'half'", "'all'")]),
+    ("roll-out true", [set_var("gpulab_rollout_workers", True)], [("gpulab_rollout_workers is True",)]),
+    # tenants (the rules themselves: test__tenants.py)
+    ("tenant quota below its LimitRange", [set_var("gpulab_tenants", [
+        {"name": "tiny", "owner": "a@gpulab.lan", "quota": {"cpu": "1", "memory": "8Gi", "gpu": 0}}])],
+     [("gpulab_tenants tiny.quota.cpu '1'", "max.cpu '4'")]),
+    ("tenants not a list", [set_var("gpulab_tenants", "vision")], [("gpulab_tenants is 'vision'", "a list")]),
     # storage: OSD hosts and their devices
     ("OSD host without devices", [del_host_var("gpu03", "storage_osd_devices")],
      [("host gpu03", "storage_osd", "storage_osd_devices is not set")]),
