@@ -25,7 +25,7 @@ import difflib
 import ipaddress
 import re
 
-from ansible_collections.gpulab.cluster.plugins.module_utils import _rollout, _tenants
+from ansible_collections.gpulab.cluster.plugins.module_utils import _rollout, _schedule, _tenants
 
 __metaclass__ = type
 
@@ -71,6 +71,8 @@ CLUSTER_VARIABLES = (
     ("gpulab_allow_single_control_plane", BOOL, False),
     ("gpulab_rollout_workers", ANY, False),
     ("gpulab_tenants", LIST, False),
+    ("gpulab_timezone", TEXT, False),
+    ("gpulab_day_use", LIST, False),
     ("gpulab_tenant_limits", DICT, False),
 )
 # Per-host variables: ansible_host, and the OSD devices of the storage layer (group storage_osd).
@@ -887,6 +889,24 @@ def check_tenants(view):
     return _tenants.problems(tenants, limits)
 
 
+# After-hours schedule
+
+def check_schedule(view):
+    """gpulab_day_use: valid, non-overlapping windows in a real gpulab_timezone; required by the schedule layer."""
+    windows = view.value("gpulab_day_use")
+    layers = _layers(view) or []
+    if windows is _MISSING or isinstance(windows, Unresolved):
+        if "schedule" in layers:
+            return ["gpulab_layers has 'schedule' but gpulab_day_use is not set; give the hours the machines belong "
+                    "to their day users (e.g. [{days: [mon, tue, wed, thu, fri], from: \"08:00\", to: \"18:00\"}]) "
+                    "and gpulab_timezone, or leave 'schedule' out of gpulab_layers"]
+        return []
+    if not isinstance(windows, (list, tuple)):
+        return []  # reported by check_variable_types
+    timezone = view.value("gpulab_timezone")
+    return _schedule.problems(windows, None if timezone is _MISSING else timezone)
+
+
 RULES = (
     check_required_groups,
     check_loadbalancer_size,
@@ -917,6 +937,7 @@ RULES = (
     check_storage_osd_devices,
     check_rollout,
     check_tenants,
+    check_schedule,
 )
 
 

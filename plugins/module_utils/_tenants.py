@@ -46,7 +46,7 @@ QUOTA_REQUIRED = ("cpu", "memory", "gpu")
 LIMIT_KINDS = (("default_request", "defaultRequest"), ("default", "default"), ("max", "max"))
 LIMIT_RESOURCES = ("cpu", "memory")
 
-# A container's share of a worker when no limits are given (docs/tenants.md): about 3.7 GiB of an 8 GB worker is
+# A container's share of a worker when no limits are given (docs/operations.md): about 3.7 GiB of an 8 GB worker is
 # left for training at night (docs/storage.md "Memory budget"), so the largest container may take 3.5 GiB.
 DEFAULT_LIMITS = {
     "default_request": {"cpu": "500m", "memory": "1Gi"},

@@ -10,11 +10,14 @@ One render (about 5 s) per module, into a temporary folder; the playbook contact
 
 from __future__ import absolute_import, division, print_function
 
+import datetime
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+from zoneinfo import ZoneInfo
 
 import kubernetes_validate
 import pytest
@@ -119,6 +122,8 @@ def test_every_role_renders(rendered):
         "gpu/runtimeclass.yaml",
         "gpu/smoke-pytorchjob.yaml",
         "gpu/smoke.yaml",
+        "schedule/day-use-labels.yaml",
+        "schedule/schedule.yaml",
         "storage/ceph-pools.yaml",
         "storage/cephcluster.yaml",
         "storage/cephfilesystem.yaml",
@@ -258,8 +263,8 @@ def test_the_runtime_class_names_the_nvidia_handler(documents):
     assert [(rc["metadata"]["name"], rc["handler"]) for rc in classes] == [("nvidia", "nvidia")]
 
 
-def test_every_worker_gets_its_gpu_labels(documents):
-    nodes = _of_kind(documents, "Node")
+def test_every_worker_gets_its_gpu_labels(rendered):
+    nodes = _of_kind(rendered["gpu/node-labels.yaml"], "Node")
     assert [node["metadata"]["name"] for node in nodes] == _members("workers")
     for node in nodes:
         assert node["metadata"]["labels"] == {"nvidia.com/gpu.present": "true",
@@ -367,3 +372,149 @@ def test_a_tenant_quota_below_its_limit_range_is_refused(tmp_path):
     assert rc != 0
     assert "gpulab_tenants tiny.quota.memory '2Gi' is below the LimitRange's max.memory" in log
     assert not os.path.exists(os.path.join(str(tmp_path), "tenants", "tenants.yaml"))
+
+
+# After-hours schedule (production: Europe/Berlin, weekdays 07:45-19:00, Saturdays 09:45-16:00)
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _cron_matches(line, local):
+    """Whether a five-field cron line of plain numbers, lists and * matches a local wall-clock minute."""
+    fields = line.split()
+    assert len(fields) == 5, line
+    values = (local.minute, local.hour, local.day, local.month, (local.weekday() + 1) % 7)
+    return all(field == "*" or value in [int(part) for part in field.split(",")]
+               for field, value in zip(fields, values))
+
+
+def _fires(cron_job, start, days):
+    """The UTC minutes at which Kubernetes starts the CronJob: its schedule read in its timeZone's wall clock."""
+    zone = ZoneInfo(cron_job["spec"]["timeZone"])
+    minute = datetime.timedelta(minutes=1)
+    now = start
+    while now < start + datetime.timedelta(days=days):
+        if _cron_matches(cron_job["spec"]["schedule"], now.astimezone(zone)):
+            yield now
+        now += minute
+
+
+def _one(inventory, name):
+    (value,) = set(json.dumps(hvars[name]) for hvars in inventory["_meta"]["hostvars"].values())
+    return json.loads(value)
+
+
+@pytest.mark.parametrize("week", ["2026-03-26", "2026-10-22"], ids=["spring-forward", "fall-back"])
+def test_cron_jobs_fire_at_the_inventorys_local_hours_across_daylight_saving(rendered, inventory, week):
+    """Seven days from a Thursday across a daylight-saving change (Sunday 29 March, Sunday 25 October 2026 in
+    Europe/Berlin), so that working days lie on both sides: every start
+    is at a window's from (wind-down) or to (wind-up), on the window's days, in local time, and nowhere else."""
+    zone = ZoneInfo(_one(inventory, "gpulab_timezone"))
+    expected = set()
+    for window in _one(inventory, "gpulab_day_use"):
+        for day in window["days"]:
+            expected.add((day, window["from"], "wind-down"))
+            expected.add((day, window["to"], "wind-up"))
+    start = datetime.datetime.fromisoformat(week + "T00:00:00").replace(tzinfo=zone).astimezone(datetime.timezone.utc)
+    seen = set()
+    offsets = set()
+    for job in [doc for doc in rendered["schedule/schedule.yaml"] if doc["kind"] == "CronJob"]:
+        action = job["metadata"]["labels"]["gpulab.io/action"]
+        for fire in _fires(job, start, 7):
+            local = fire.astimezone(zone)
+            key = (DAYS[local.weekday()], local.strftime("%H:%M"), action)
+            assert key not in seen, key
+            seen.add(key)
+            offsets.add(local.utcoffset())
+            assert job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][2] == action
+    assert seen == expected
+    # the week really crosses the change: the same local hours are two different UTC hours
+    assert offsets == {datetime.timedelta(hours=1), datetime.timedelta(hours=2)}
+
+
+def test_a_schedule_in_utc_hours_would_fail_that_test(rendered, inventory):
+    """The check above can fail: the wind-down written in UTC (06:45) starts at 08:45 local after the change."""
+    job = [doc for doc in rendered["schedule/schedule.yaml"] if doc["kind"] == "CronJob"][0]
+    copy_job = json.loads(json.dumps(job))
+    copy_job["spec"]["schedule"] = "45 6 * * 1,2,3,4,5"
+    copy_job["spec"]["timeZone"] = "UTC"
+    zone = ZoneInfo(_one(inventory, "gpulab_timezone"))
+    start = datetime.datetime(2026, 3, 26, tzinfo=zone).astimezone(datetime.timezone.utc)
+    local_times = set(fire.astimezone(zone).strftime("%H:%M") for fire in _fires(copy_job, start, 7))
+    assert local_times == {"07:45", "08:45"}
+
+
+def test_the_program_runs_unchanged_from_its_config_map_with_least_privilege(rendered):
+    docs = rendered["schedule/schedule.yaml"]
+    (config_map,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
+    with open(os.path.join(ROOT, "roles", "schedule", "files", "gpulab_schedule.py")) as handle:
+        assert config_map["data"]["gpulab_schedule.py"] == handle.read()
+    (role,) = [doc for doc in docs if doc["kind"] == "ClusterRole"]
+    verbs = set(verb for rule in role["rules"] for verb in rule["verbs"])
+    assert verbs == {"get", "list", "patch", "delete", "create"}
+    assert [rule["resources"] for rule in role["rules"] if "delete" in rule["verbs"]] == [["pods"]]
+    assert [rule["resources"] for rule in role["rules"] if "create" in rule["verbs"]] == [["events"]]
+    assert not [rule for rule in role["rules"] if "secrets" in rule["resources"] or "*" in rule["resources"]]
+    for job in [doc for doc in docs if doc["kind"] == "CronJob"]:
+        pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "gpulab-schedule" and pod["securityContext"]["runAsNonRoot"] is True
+        assert job["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_every_rolled_out_worker_is_labelled_for_day_use(rendered):
+    labels = dict((doc["metadata"]["name"], doc["metadata"]["labels"]) for doc in rendered["schedule/day-use-labels.yaml"])
+    assert labels == dict((worker, {"gpulab.io/day-use": "true"}) for worker in _members("workers"))
+
+
+def test_a_roll_out_of_four_labels_the_first_four_workers(tmp_path):
+    rc, log = render(PRODUCTION, str(tmp_path), ["-e", "gpulab_rollout_workers=4"])
+    assert rc == 0, log
+    docs = load(str(tmp_path))["schedule/day-use-labels.yaml"]
+    assert [doc["metadata"]["name"] for doc in docs] == _members("workers")[:4]
+
+
+def test_overlapping_windows_are_refused(tmp_path):
+    windows = [{"days": ["mon"], "from": "08:00", "to": "12:00"},
+               {"days": ["mon", "tue"], "from": "11:00", "to": "18:00"}]
+    rc, log = render(PRODUCTION, str(tmp_path), ["-e", json.dumps({"gpulab_day_use": windows})])
+    assert rc != 0
+    assert "gpulab_day_use items 1 and 2 overlap on mon (08:00-12:00 and 11:00-18:00)" in log
+
+
+def _request_permission(method, path):
+    """(verb, API group, resource) that a request of the program needs, as RBAC names them."""
+    parts = path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    if rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    resource, named = rest[0], len(rest) > 1
+    verb = {"GET": "get" if named else "list", "PATCH": "patch", "DELETE": "delete", "POST": "create"}[method]
+    return verb, group, resource
+
+
+def test_the_cluster_role_allows_every_call_the_program_makes_and_no_other(rendered):
+    """Both directions run against the program's stand-in API server; each request must be allowed by the rendered
+    ClusterRole, and each permission of the ClusterRole must be used by some request (least privilege)."""
+    path = os.path.join(ROOT, "tests", "unit", "roles", "schedule", "test_gpulab_schedule.py")
+    spec = importlib.util.spec_from_file_location("gpulab_schedule_tests", path)
+    program_tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(program_tests)
+    server = program_tests.ApiServer()
+    server.thread.start()
+    try:
+        for mode in ("wind-down", "wind-up"):
+            assert program_tests.run(server, mode)[0] == 0
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    needed = set(_request_permission(method, url) for method, url, _q, _h, _b in server.requests)
+    # a patch answered 409 Conflict reads the object again (tests/unit/roles/schedule: test_conflict_*)
+    needed |= set(("get", group, resource) for verb, group, resource in needed if verb == "patch")
+    (role,) = [doc for doc in rendered["schedule/schedule.yaml"] if doc["kind"] == "ClusterRole"]
+    granted = set((verb, group, resource) for rule in role["rules"] for group in rule["apiGroups"]
+                  for resource in rule["resources"] for verb in rule["verbs"])
+    assert needed - granted == set()
+    # tfjobs and mpijobs are listed like pytorchjobs, whose calls the stand-in exercises in full
+    unused = set((verb, group, resource) for verb, group, resource in granted - needed
+                 if resource not in ("tfjobs", "mpijobs"))
+    assert unused == set()

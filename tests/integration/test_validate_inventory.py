@@ -31,6 +31,7 @@ RUNS = {
     "bad_addresses": (os.path.join(HERE, "bad_addresses"), []),
     "bad_variables": (os.path.join(HERE, "bad_variables"), []),
     "bad_storage": (os.path.join(HERE, "bad_storage"), []),
+    "bad_operations": (os.path.join(HERE, "bad_operations"), []),
     # the README's repair command: validation still runs under --tags and --limit
     "bad_addresses repair": (os.path.join(HERE, "bad_addresses"), ["--tags", "swap", "--limit", "gpu01"]),
 }
@@ -92,6 +93,14 @@ MISTAKES = {
         ("gpu04", "storage_osd_devices is empty"),
         ("gpu05", "storage_osd_force_devices", "/dev/sdb"),
         ("gpu06", "storage_osd_devices", "'sdb'", "/dev/"),
+    ],
+    "bad_operations": [
+        ("gpulab_rollout_workers is 2", "gpu01 and gpu02", "3 copies"),
+        ("gpulab_tenants Vision", "not a valid namespace name"),
+        ("gpulab_tenants language.quota.memory '2Gi'", "below the LimitRange's max.memory '3584Mi'"),
+        ("gpulab_tenants old-team", "delete_data is True", "repeat the tenant's name"),
+        ("gpulab_timezone 'Europe/Berln'", "IANA"),
+        ("gpulab_day_use items 1 and 2 overlap on fri", "18:30-22:00"),
     ],
 }
 MISTAKES["bad_addresses repair"] = MISTAKES["bad_addresses"]
