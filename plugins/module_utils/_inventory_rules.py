@@ -25,7 +25,7 @@ import difflib
 import ipaddress
 import re
 
-from ansible_collections.gpulab.cluster.plugins.module_utils import _rollout, _schedule, _tenants
+from ansible_collections.gpulab.cluster.plugins.module_utils import _platform, _rollout, _schedule, _tenants
 
 __metaclass__ = type
 
@@ -72,11 +72,13 @@ CLUSTER_VARIABLES = (
     ("gpulab_rollout_workers", ANY, False),
     ("gpulab_tenants", LIST, False),
     ("gpulab_timezone", TEXT, False),
+    ("gpulab_metallb_pool", LIST, False),
+    ("gpulab_registry_address", TEXT, False),
     ("gpulab_day_use", LIST, False),
     ("gpulab_tenant_limits", DICT, False),
 )
 # Per-host variables: ansible_host, and the OSD devices of the storage layer (group storage_osd).
-HOST_VARIABLES = ("ansible_host", "storage_osd_devices", "storage_osd_force_devices")
+HOST_VARIABLES = ("ansible_host", "storage_osd_devices", "storage_osd_force_devices", "gpulab_day_use_node")
 # Every variable the rules read: what a caller has to put into "hostvars".
 VARIABLES = tuple(name for name, _kind, _required in CLUSTER_VARIABLES) + HOST_VARIABLES
 
@@ -889,22 +891,98 @@ def check_tenants(view):
     return _tenants.problems(tenants, limits)
 
 
+def _layer_list(view, name, layer, give):
+    """(the list variable ``name``, problems): a layer that needs it reports it missing (``give`` says what to set);
+    a value that is not a list is None here (check_variable_types reports it)."""
+    value = view.value(name)
+    if value is _MISSING or isinstance(value, Unresolved):
+        if layer in (_layers(view) or []):
+            return None, ["gpulab_layers has '%s' but %s is not set; %s, or leave '%s' out of gpulab_layers"
+                          % (layer, name, give, layer)]
+        return None, []
+    return (value if isinstance(value, (list, tuple)) else None), []
+
+
+# Platform: MetalLB's pool and the registry's address
+
+def check_metallb_pool(view):
+    """gpulab_metallb_pool: ranges or networks inside the node network, free of nodes, the VIP and each other."""
+    pool, missing = _layer_list(view, "gpulab_metallb_pool", "platform",
+                                "give MetalLB free addresses of the node network for the cluster's services "
+                                "(e.g. [192.168.50.240-192.168.50.250])")
+    if pool is None:
+        return missing
+    if not pool and "platform" in (_layers(view) or []):
+        return ["gpulab_metallb_pool is empty; give MetalLB at least one free address of the node network"]
+    problems = []
+    network = _network(view, "gpulab_node_network")
+    others = [(name, _network(view, name)) for name in ("gpulab_pod_subnet", "gpulab_service_subnet")]
+    # A node network the network rules refuse (hosts outside it, overlapping subnets) is no yardstick: the pool is
+    # then judged against the subnets only when the node network itself is unusable.
+    doubtful = network is not None and (
+        any(address not in network for _host, address in _addresses(view))
+        or any(subnet is not None and subnet.overlaps(network) for _name, subnet in others))
+    if doubtful:
+        network, others = None, []
+    vip = _parse_address(view.value("gpulab_control_plane_vip"))
+    seen = []
+    for position, entry in enumerate(pool, start=1):
+        bounds, why = _platform.parse_entry(entry)
+        where = "gpulab_metallb_pool item %d" % position
+        if bounds is None:
+            problems.append("%s %s" % (where, why))
+            continue
+        first, last = bounds
+        shown = "%s (%s-%s)" % (entry, first, last) if "/" in entry else entry
+        if network is not None and not (first in network and last in network):
+            problems.append("%s %s is not inside gpulab_node_network %s: MetalLB announces its addresses on the node "
+                            "network (layer 2); choose free addresses there" % (where, shown, network))
+        elif network is not None and (_is_edge(first, network) or _is_edge(last, network)):
+            problems.append("%s %s includes the network or broadcast address of gpulab_node_network %s"
+                            % (where, shown, network))
+        for name, subnet in others if network is None else []:  # inside the node network, no subnet is hit
+            if subnet is not None and first <= subnet.broadcast_address and subnet.network_address <= last:
+                problems.append("%s %s overlaps %s %s" % (where, shown, name, subnet))
+        taken = [host for host, address in _addresses(view) if first <= address <= last]
+        if taken:
+            problems.append("%s %s holds the ansible_host of %s; MetalLB would answer for a node's address: leave "
+                            "the nodes' addresses out of the pool" % (where, shown, _names(taken)))
+        if vip is not None and first <= vip <= last:
+            problems.append("%s %s holds gpulab_control_plane_vip %s; keepalived owns it: leave it out of the pool"
+                            % (where, shown, vip))
+        for other_position, (other_first, other_last) in seen:
+            if first <= other_last and other_first <= last:
+                problems.append("%s %s overlaps item %d; list each address once" % (where, shown, other_position))
+        seen.append((position, bounds))
+    registry = view.value("gpulab_registry_address")
+    if isinstance(registry, str) and seen and not problems:
+        address = _parse_address(registry)
+        if address is None:
+            problems.append("gpulab_registry_address %r is not an IPv4 address; choose one of gpulab_metallb_pool"
+                            % registry)
+        elif not any(first <= address <= last for _position, (first, last) in seen):
+            problems.append("gpulab_registry_address %s is not in gpulab_metallb_pool; the registry's Service gets "
+                            "its address from MetalLB: choose one of the pool" % address)
+    return problems
+
+
 # After-hours schedule
 
 def check_schedule(view):
     """gpulab_day_use: valid, non-overlapping windows in a real gpulab_timezone; required by the schedule layer."""
-    windows = view.value("gpulab_day_use")
-    layers = _layers(view) or []
-    if windows is _MISSING or isinstance(windows, Unresolved):
-        if "schedule" in layers:
-            return ["gpulab_layers has 'schedule' but gpulab_day_use is not set; give the hours the machines belong "
-                    "to their day users (e.g. [{days: [mon, tue, wed, thu, fri], from: \"08:00\", to: \"18:00\"}]) "
-                    "and gpulab_timezone, or leave 'schedule' out of gpulab_layers"]
-        return []
-    if not isinstance(windows, (list, tuple)):
-        return []  # reported by check_variable_types
+    windows, missing = _layer_list(view, "gpulab_day_use", "schedule",
+                                   "give the hours the machines belong to their day users (e.g. [{days: [mon, tue, "
+                                   "wed, thu, fri], from: \"08:00\", to: \"18:00\"}]) and gpulab_timezone")
+    if windows is None:
+        return missing
     timezone = view.value("gpulab_timezone")
-    return _schedule.problems(windows, None if timezone is _MISSING else timezone)
+    problems = _schedule.problems(windows, None if timezone is _MISSING else timezone)
+    for host in view.members("workers"):
+        flag = view.host_var(host, "gpulab_day_use_node")
+        if flag is not _MISSING and not isinstance(flag, (bool, Unresolved)):
+            problems.append("host %s: gpulab_day_use_node is %s (%s); write true or false (unquoted)"
+                            % (host, _show(flag), type(flag).__name__))
+    return problems
 
 
 RULES = (
@@ -938,6 +1016,7 @@ RULES = (
     check_rollout,
     check_tenants,
     check_schedule,
+    check_metallb_pool,
 )
 
 

@@ -12,9 +12,11 @@ The inventory gives the hours the machines belong to their day users, in the sit
       - {days: [sat], from: "10:00", to: "16:00"}
 
 The cluster winds down at each window's ``from`` and winds up at its ``to``; outside the windows (nights, the days
-not listed) it trains. ``problems(windows, timezone)`` lists what is wrong; ``cron_jobs(windows)`` gives one
-wind-down and one wind-up schedule per window, as cron lines in local time: the CronJobs carry ``timeZone``, so
-Kubernetes keeps the local hour across daylight-saving changes.
+not listed) it trains. A window whose ``to`` is earlier than its ``from`` ends the next day (a night shift). Any two
+runs are at least ``GAP_MINUTES`` apart: a wind-down and a wind-up never overlap (each may take up to its timeout).
+``problems(windows, timezone)`` lists what is wrong; ``cron_jobs(windows)`` gives one wind-down and one wind-up
+schedule per window, as cron lines in local time: the CronJobs carry ``timeZone``, so Kubernetes keeps the local hour
+across daylight-saving changes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +28,12 @@ __metaclass__ = type
 DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbers them 0-6 from Sunday
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 WINDOW_KEYS = ("days", "from", "to")
+WEEK = 7 * 24 * 60
+DAY = 24 * 60
+# A run may take the schedule's timeout (900 s by default) plus the Job's margin: runs closer than this could overlap.
+GAP_MINUTES = 20
+# Names Python's time zone database knows but Kubernetes' (Go's) does not.
+NOT_ZONES = ("localtime", "posixrules", "Factory")
 
 
 def minutes(text):
@@ -38,7 +46,7 @@ def minutes(text):
 
 def timezone_problem(name):
     """Why a time zone name is unusable, or None (unchecked where Python has no zoneinfo)."""
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not name.strip() or name in NOT_ZONES:
         return "gpulab_timezone is %r; set it to the site's IANA time zone (e.g. Europe/Berlin)" % (name,)
     try:
         import zoneinfo  # Python 3.9+; the controller has it
@@ -69,9 +77,10 @@ def _window_problems(position, window):
         if value is None:
             found.append("%s: %s is %r; give a time of day as \"HH:MM\" (quoted, 24-hour)"
                          % (where, key, window.get(key)))
-    if start is not None and end is not None and start >= end:
-        found.append("%s: from %s is not before to %s; a window ends on the day it starts (split one that crosses "
-                     "midnight into two)" % (where, window["from"], window["to"]))
+    if start is not None and end is not None and (end - start) % DAY < GAP_MINUTES:
+        found.append("%s: from %s to %s is %s; a window lasts at least %d minutes (a to earlier than from ends the "
+                     "next day)" % (where, window["from"], window["to"],
+                                    "no time" if start == end else "%d minutes" % ((end - start) % DAY), GAP_MINUTES))
     if found:
         return found, None
     return [], (days, start, end)
@@ -92,15 +101,47 @@ def problems(windows, timezone=None):
         found.extend(window_problems)
         if value:
             parsed.append((position, value))
-    for index, (first, (days_a, start_a, end_a)) in enumerate(parsed):
-        for second, (days_b, start_b, end_b) in parsed[index + 1:]:
-            shared = [day for day in days_a if day in days_b]
-            # touching windows count too: the wind-up and the wind-down would race in the same minute
-            if shared and start_a <= end_b and start_b <= end_a:
-                found.append("gpulab_day_use items %d and %d overlap on %s (%s-%s and %s-%s); merge them into one "
-                             "window" % (first, second, ", ".join(shared), windows[first - 1]["from"],
-                                         windows[first - 1]["to"], windows[second - 1]["from"],
-                                         windows[second - 1]["to"]))
+    found.extend(_overlaps(windows, parsed))
+    return found
+
+
+def _intervals(days, start, end):
+    """The window's stretches of the week, in minutes from Sunday 00:00 (a night shift runs into the next day)."""
+    length = (end - start) % DAY
+    return [(DAYS.index(day) * DAY + start, DAYS.index(day) * DAY + start + length) for day in days]
+
+
+def _apart(first, second):
+    """Minutes between two stretches of the (circular) week; 0 when they overlap."""
+    (a_start, a_end), (b_start, b_end) = first, second
+    best = None
+    for shift in (-WEEK, 0, WEEK):
+        s2, e2 = b_start + shift, b_end + shift
+        gap = max(s2 - a_end, a_start - e2, 0)
+        best = gap if best is None else min(best, gap)
+    return best
+
+
+def _overlaps(windows, parsed):
+    found = []
+    for index, (first, value_a) in enumerate(parsed):
+        for second, value_b in parsed[index + 1:]:
+            clashes = [one for one in _intervals(*value_a) for other in _intervals(*value_b)
+                       if _apart(one, other) < GAP_MINUTES]
+            if clashes:
+                found.append("gpulab_day_use items %d and %d overlap or lie less than %d minutes apart on %s "
+                             "(%s-%s and %s-%s); merge them into one window or move them apart"
+                             % (first, second, GAP_MINUTES, DAYS[(clashes[0][0] // DAY) % 7],
+                                windows[first - 1]["from"], windows[first - 1]["to"], windows[second - 1]["from"],
+                                windows[second - 1]["to"]))
+    # a window on consecutive days that meets itself (a night shift running into the next day's start)
+    for position, value in parsed:
+        stretches = _intervals(*value)
+        for index, one in enumerate(stretches):
+            if any(_apart(one, other) < GAP_MINUTES for other in stretches[index + 1:]):
+                found.append("gpulab_day_use item %d runs into itself from one day to the next (%s-%s); shorten it"
+                             % (position, windows[position - 1]["from"], windows[position - 1]["to"]))
+                break
     return found
 
 
@@ -111,9 +152,9 @@ def cron_jobs(windows):
         raise ValueError("; ".join(found))
     jobs = []
     for position, window in enumerate(windows, start=1):
-        days = ",".join(str(DAYS.index(day)) for day in sorted(window["days"], key=DAYS.index))
-        for action, key in (("wind-down", "from"), ("wind-up", "to")):
-            at = minutes(window[key])
+        start, end = minutes(window["from"]), minutes(window["to"])
+        for action, at, shift in (("wind-down", start, 0), ("wind-up", end, 1 if end < start else 0)):
+            days = ",".join(str(number) for number in sorted((DAYS.index(day) + shift) % 7 for day in window["days"]))
             jobs.append({"name": "gpulab-%s-%d" % (action, position), "action": action, "window": position,
                          "schedule": "%d %d * * %s" % (at % 60, at // 60, days)})
     return jobs

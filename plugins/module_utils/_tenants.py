@@ -24,13 +24,17 @@ __metaclass__ = type
 
 TENANT_LABEL = "gpulab.io/tenant"
 JOBS_ACCOUNT = "gpulab-jobs"
+# The schedule layer's service account and the ClusterRole of what it may do in a tenant's namespace.
+SCHEDULE_ACCOUNT = "gpulab-schedule"
+SCHEDULE_ROLE = "gpulab-schedule-tenant"
 OBJECT_NAME = "gpulab-tenant"
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Namespaces of Kubernetes and of the layers of this collection: never a tenant.
 RESERVED = ("default", "kubeflow", "kubeflow-system", "istio-system", "auth", "oauth2-proxy", "cert-manager",
-            "knative-serving", "rook-ceph", "calico-system", "calico-apiserver", "tigera-operator",
-            "nvidia-device-plugin", "gpulab-system")
+            "knative-serving", "knative-eventing", "rook-ceph", "calico-system", "calico-apiserver", "tigera-operator",
+            "nvidia-device-plugin", "gpulab-system", "gpulab-smoke", "gpulab-registry", "monitoring", "metallb-system",
+            "cattle-system")
 RESERVED_PREFIX = "kube-"
 
 # What each quota key limits (ResourceQuota spec.hard keys). Memory bounds requests and limits: an 8 GB node has
@@ -53,6 +57,11 @@ DEFAULT_LIMITS = {
     "default": {"cpu": "2", "memory": "3Gi"},
     "max": {"cpu": "4", "memory": "3584Mi"},
 }
+
+# Who may pass a user's kubeflow-userid header into a tenant namespace: Kubeflow's ingress gateway and its pipelines
+# UI, as in the policy Kubeflow's access management writes for a contributor. No other pod may claim to be a user.
+GATEWAY_PRINCIPALS = ("cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+                      "cluster.local/ns/kubeflow/sa/ml-pipeline-ui")
 
 TENANT_KEYS = ("name", "state", "owner", "members", "quota", "limits", "delete_data")
 
@@ -175,7 +184,7 @@ def _quota_problems(where, quota, limits):
 def problems(tenants, site_limits=None):
     """Every problem of a gpulab_tenants list (and of the site's default limits), one sentence each."""
     found = []
-    if site_limits is not None:
+    if site_limits:  # empty: the collection's defaults
         found.extend(_limits_problems("gpulab_tenant_limits", site_limits))
     if tenants is None:
         return found
@@ -214,7 +223,7 @@ def problems(tenants, site_limits=None):
             continue
         if "delete_data" in tenant:
             found.append("%s: delete_data applies only to a tenant with state: absent" % where)
-        members = tenant.get("members", [])
+        members = tenant.get("members") or []
         if not isinstance(members, (list, tuple)) or not all(isinstance(m, str) and m.strip() for m in members):
             found.append("%s: members is %s; it must be a list of user names (the e-mails users log in with)"
                          % (where, _show(members)))
@@ -222,15 +231,26 @@ def problems(tenants, site_limits=None):
             found.append("%s: owner is %s; it must be a user name" % (where, _show(tenant["owner"])))
         elif not _members(tenant):
             found.append("%s has neither owner nor members; give at least its owner" % where)
+        else:
+            names = {}
+            for user in _members(tenant)[1:]:
+                other = names.setdefault(binding_name(user, True), user)
+                if other != user:
+                    found.append("%s: members %s and %s would share the RoleBinding %s; Kubeflow names a member's "
+                                 "binding after the e-mail with every run of other characters as '-'"
+                                 % (where, other, user, binding_name(user, True)))
         if "limits" in tenant:
             found.extend(_limits_problems("%s.limits" % where, tenant["limits"]))
         found.extend(_quota_problems("%s.quota" % where, tenant.get("quota"), limits_of(tenant, site_limits)))
     return found
 
 
-def binding_name(user):
-    """The RoleBinding of a member, named the way Kubeflow's access management names a contributor's."""
-    return "user-%s-clusterrole-edit" % re.sub(r"[^a-z0-9-]", "-", user.lower())
+def binding_name(user, kubeflow=False):
+    """The RoleBinding (and with Kubeflow the AuthorizationPolicy) of a member. With Kubeflow, named the way Kubeflow's
+    access management names a contributor's (runs of other characters become one '-'), so its dashboard lists and
+    removes them; without, a name of this collection's (another roleRef: a roleRef cannot change in place)."""
+    safe = re.sub(r"[^a-z0-9]+", "-", user.lower()).strip("-")
+    return ("user-%s-clusterrole-edit" if kubeflow else "gpulab-member-%s") % safe
 
 
 def _meta(name, namespace=None, labels=None, annotations=None):
@@ -258,8 +278,10 @@ def _text(value):
     return value if isinstance(value, str) else str(value)
 
 
-def tenant_objects(tenant, site_limits=None, kubeflow=False):
-    """The objects of one present tenant: Namespace first, then quota, limits, accounts, bindings, Profile."""
+def tenant_objects(tenant, site_limits=None, kubeflow=False, schedule_namespace=None):
+    """The objects of one present tenant: Namespace first, then quota, limits, accounts, bindings, Profile. With
+    ``schedule_namespace``, the schedule layer's service account there may wind the tenant's workloads down and up
+    (a RoleBinding in the tenant's namespace only: it has no such rights elsewhere)."""
     name = tenant["name"]
     users = _members(tenant)
     owner = users[0]
@@ -282,17 +304,22 @@ def tenant_objects(tenant, site_limits=None, kubeflow=False):
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(JOBS_ACCOUNT, name)},
         _binding(JOBS_ACCOUNT, name, "edit", [{"kind": "ServiceAccount", "name": JOBS_ACCOUNT, "namespace": name}]),
     ]
+    if schedule_namespace:
+        found.append(_binding(SCHEDULE_ACCOUNT, name, SCHEDULE_ROLE, [{"kind": "ServiceAccount", "name": SCHEDULE_ACCOUNT,
+                                                                      "namespace": schedule_namespace}]))
     if not kubeflow:
         # With Kubeflow its profile controller binds the owner (namespaceAdmin, kubeflow-admin).
         found.append(_binding("gpulab-owner", name, "admin", [_user(owner)]))
     for user in users[1:]:
-        found.append(_binding(binding_name(user), name, "kubeflow-edit" if kubeflow else "edit", [_user(user)],
+        found.append(_binding(binding_name(user, kubeflow), name, "kubeflow-edit" if kubeflow else "edit", [_user(user)],
                               annotations={"role": "edit", "user": user}))
         if kubeflow:
             # What Kubeflow's dashboard adds for a contributor: Istio lets the user's requests into the namespace.
             found.append({"apiVersion": "security.istio.io/v1beta1", "kind": "AuthorizationPolicy",
-                          "metadata": _meta(binding_name(user), name, annotations={"role": "edit", "user": user}),
-                          "spec": {"rules": [{"when": [{"key": "request.headers[kubeflow-userid]",
+                          "metadata": _meta(binding_name(user, kubeflow), name,
+                                            annotations={"role": "edit", "user": user}),
+                          "spec": {"rules": [{"from": [{"source": {"principals": list(GATEWAY_PRINCIPALS)}}],
+                                              "when": [{"key": "request.headers[kubeflow-userid]",
                                                         "values": [user]}]}]}})
     if kubeflow:
         found.append({"apiVersion": "kubeflow.org/v1", "kind": "Profile", "metadata": _meta(name),
@@ -300,7 +327,7 @@ def tenant_objects(tenant, site_limits=None, kubeflow=False):
     return found
 
 
-def objects(tenants, site_limits=None, kubeflow=False):
+def objects(tenants, site_limits=None, kubeflow=False, schedule_namespace=None):
     """The objects of every present tenant, in list order; raises ValueError with every problem first."""
     found = problems(tenants, site_limits)
     if found:
@@ -308,17 +335,24 @@ def objects(tenants, site_limits=None, kubeflow=False):
     result = []
     for tenant in tenants or []:
         if _state(tenant) == "present":
-            result.extend(tenant_objects(tenant, site_limits, kubeflow))
+            result.extend(tenant_objects(tenant, site_limits, kubeflow, schedule_namespace))
     return result
 
 
-def summary(tenants):
-    """What the role needs besides the objects: the present and absent tenants' names and the present users."""
+def summary(tenants, site_limits=None, kubeflow=False, schedule_namespace=None):
+    """What the role needs besides the objects: the present and absent tenants' names, the present users, and the
+    namespace/name of every RoleBinding and AuthorizationPolicy rendered (what pruning keeps)."""
     tenants = [t for t in tenants or [] if isinstance(t, dict)]
     present = [t for t in tenants if _state(t) == "present"]
     users = []
     for tenant in present:
         users.extend(user for user in _members(tenant) if user not in users)
+    keep = {"RoleBinding": [], "AuthorizationPolicy": []}
+    if not problems(tenants, site_limits):
+        for obj in objects(tenants, site_limits, kubeflow, schedule_namespace):
+            if obj["kind"] in keep:
+                keep[obj["kind"]].append("%s/%s" % (obj["metadata"]["namespace"], obj["metadata"]["name"]))
     return {"present": [t["name"] for t in present], "users": users,
             "absent": [{"name": t["name"], "delete_data": t.get("delete_data") == t["name"]}
-                       for t in tenants if _state(t) == "absent"]}
+                       for t in tenants if _state(t) == "absent"],
+            "bindings": keep["RoleBinding"], "policies": keep["AuthorizationPolicy"]}

@@ -120,6 +120,37 @@ options:
           - bcrypt hash of the password (for example from C(htpasswd -nbBC 10 "" PASSWORD)). Never returned.
         type: str
         required: true
+  dex_connectors:
+    description:
+      - Dex connectors besides the static users, with O(auth=dex) (refused with O(auth=oidc)), so that users sign in to
+        Kubeflow against the site's directory, for example with an C(ldap) connector (seed 001). They become Dex's
+        C(connectors); the static users of O(dex_users) keep working. Dex restarts when they change.
+      - Each connector's C(config) is passed to Dex as given (for C(ldap) C(host), C(bindDN), C(bindPW),
+        C(userSearch), C(groupSearch), see Dex's documentation); it may hold secrets and is never logged or returned.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      type:
+        description:
+          - Dex's connector type (C(ldap), C(oidc), C(github), ...).
+        type: str
+        required: true
+      id:
+        description:
+          - Unique id of the connector (not C(local), which is Dex's password database).
+        type: str
+        required: true
+      name:
+        description:
+          - Name shown on Dex's login page.
+        type: str
+        required: true
+      config:
+        description:
+          - The connector's configuration.
+        type: dict
+        required: true
   oidc_issuer_url:
     description:
       - Issuer URL of the external OpenID Connect provider, with O(auth=oidc), required then, refused with
@@ -561,6 +592,17 @@ def argument_spec():
                 password_hash=dict(type="str", required=True, no_log=True),
             ),
         ),
+        dex_connectors=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                type=dict(type="str", required=True),
+                id=dict(type="str", required=True),
+                name=dict(type="str", required=True),
+                config=dict(type="dict", required=True, no_log=True),
+            ),
+        ),
         oidc_issuer_url=dict(type="str"),
         oidc_client_id=dict(type="str"),
         oidc_client_secret=dict(type="str", no_log=True),
@@ -629,6 +671,14 @@ def check_arguments(module):
     if params["auth"] == "oidc" and params["dex_users"]:
         module.fail_json(msg="dex_users is only used with auth=dex; with auth=oidc the users log in at %s"
                          % params["oidc_issuer_url"], changed=False)
+    if params["auth"] == "oidc" and params["dex_connectors"]:
+        module.fail_json(msg="dex_connectors is only used with auth=dex (Kubeflow's own Dex); with auth=oidc connect "
+                         "the directory to %s" % params["oidc_issuer_url"], changed=False)
+    ids = [connector["id"] for connector in params["dex_connectors"]]
+    repeated = sorted(set(i for i in ids if ids.count(i) > 1 or i == "local"))
+    if repeated:
+        module.fail_json(msg="dex_connectors: the id %s is used twice or is Dex's own 'local'; give each connector "
+                         "its own id" % ", ".join(repeated), changed=False)
     if params["auth"] == "dex":
         given = [name for name in ("oidc_issuer_url", "oidc_client_id", "oidc_client_secret") if params[name]]
         if given:
@@ -978,7 +1028,7 @@ def run(module, source, result):
     parts = source.parts()
     for name, objects in parts:
         if name == "dex":
-            set_dex_users(objects, params["dex_users"], yaml)
+            set_dex_users(objects, params["dex_users"], yaml, params["dex_connectors"])
     try:
         client = KubeClient(params["kubeconfig"], params["context"])
     except ImportError:

@@ -14,6 +14,7 @@ import datetime
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,8 @@ ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbo
 ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
 
 # API groups of custom resources: their schemas come with the operators' CRDs, not with Kubernetes.
-CUSTOM_GROUPS = ("ceph.rook.io", "operator.tigera.io", "kubeflow.org", "security.istio.io")
+CUSTOM_GROUPS = ("ceph.rook.io", "operator.tigera.io", "kubeflow.org", "security.istio.io", "metallb.io",
+                 "networking.istio.io")
 # Helm values files are rendered too, but they are not Kubernetes objects.
 VALUES_SUFFIX = "-values.yaml"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
@@ -122,6 +124,15 @@ def test_every_role_renders(rendered):
         "gpu/runtimeclass.yaml",
         "gpu/smoke-pytorchjob.yaml",
         "gpu/smoke.yaml",
+        "platform/alloy-values.yaml",
+        "platform/dcgm-values.yaml",
+        "platform/gpu-dashboard.yaml",
+        "platform/grafana-sso.yaml",
+        "platform/loki-values.yaml",
+        "platform/metallb-pool.yaml",
+        "platform/metallb-values.yaml",
+        "platform/monitoring-values.yaml",
+        "platform/registry.yaml",
         "schedule/day-use-labels.yaml",
         "schedule/schedule.yaml",
         "storage/ceph-pools.yaml",
@@ -228,7 +239,7 @@ def test_cluster_is_pinned_and_sized_as_documented(documents):
     assert mds["activeCount"] == 1 and mds["activeStandby"] is True
     assert mds["resources"]["limits"] == {"memory": "1536Mi"}
     control_plane = "node-role.kubernetes.io/control-plane"
-    assert spec["placement"]["all"]["tolerations"][0]["key"] == control_plane
+    assert control_plane in [item["key"] for item in spec["placement"]["all"]["tolerations"]]
     for daemon in ("mon", "mgr"):
         terms = spec["placement"][daemon]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] == control_plane
@@ -449,12 +460,21 @@ def test_the_program_runs_unchanged_from_its_config_map_with_least_privilege(ren
     (config_map,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
     with open(os.path.join(ROOT, "roles", "schedule", "files", "gpulab_schedule.py")) as handle:
         assert config_map["data"]["gpulab_schedule.py"] == handle.read()
-    (role,) = [doc for doc in docs if doc["kind"] == "ClusterRole"]
-    verbs = set(verb for rule in role["rules"] for verb in rule["verbs"])
-    assert verbs == {"get", "list", "patch", "delete", "create"}
-    assert [rule["resources"] for rule in role["rules"] if "delete" in rule["verbs"]] == [["pods"]]
-    assert [rule["resources"] for rule in role["rules"] if "create" in rule["verbs"]] == [["events"]]
-    assert not [rule for rule in role["rules"] if "secrets" in rule["resources"] or "*" in rule["resources"]]
+    roles = dict((doc["metadata"]["name"], doc) for doc in docs if doc["kind"] == "ClusterRole")
+    # cluster-wide (its ClusterRoleBinding): the tenant namespaces and the nodes, nothing else
+    assert roles["gpulab-schedule"]["rules"] == [{"apiGroups": [""], "resources": ["namespaces", "nodes"],
+                                                  "verbs": ["get", "list", "patch"]}]
+    (binding,) = [doc for doc in docs if doc["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == "gpulab-schedule"
+    # per tenant namespace (the tenants layer's RoleBindings): never bound cluster-wide
+    assert not [doc for doc in docs if doc["kind"] in ("ClusterRoleBinding", "RoleBinding")
+                and doc["roleRef"]["name"] == "gpulab-schedule-tenant"]
+    tenant_rules = roles["gpulab-schedule-tenant"]["rules"]
+    assert [rule["resources"] for rule in tenant_rules if "delete" in rule["verbs"]] == [["pods"]]
+    assert [rule["resources"] for rule in tenant_rules if "create" in rule["verbs"]] == [["events"]]
+    for role in roles.values():
+        assert not [rule for rule in role["rules"] if "secrets" in rule["resources"] or "*" in rule["resources"]
+                    or "*" in rule["verbs"]]
     for job in [doc for doc in docs if doc["kind"] == "CronJob"]:
         pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] == "gpulab-schedule" and pod["securityContext"]["runAsNonRoot"] is True
@@ -478,18 +498,20 @@ def test_overlapping_windows_are_refused(tmp_path):
                {"days": ["mon", "tue"], "from": "11:00", "to": "18:00"}]
     rc, log = render(PRODUCTION, str(tmp_path), ["-e", json.dumps({"gpulab_day_use": windows})])
     assert rc != 0
-    assert "gpulab_day_use items 1 and 2 overlap on mon (08:00-12:00 and 11:00-18:00)" in log
+    assert "gpulab_day_use items 1 and 2 overlap or lie less than 20 minutes apart on mon (08:00-12:00 and " \
+        "11:00-18:00)" in log
 
 
 def _request_permission(method, path):
-    """(verb, API group, resource) that a request of the program needs, as RBAC names them."""
+    """(namespaced, (verb, API group, resource)) that a request of the program needs, as RBAC names them."""
     parts = path.strip("/").split("/")
     group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
-    if rest[0] == "namespaces" and len(rest) > 2:
+    namespaced = rest[0] == "namespaces" and len(rest) > 2
+    if namespaced:
         rest = rest[2:]
     resource, named = rest[0], len(rest) > 1
     verb = {"GET": "get" if named else "list", "PATCH": "patch", "DELETE": "delete", "POST": "create"}[method]
-    return verb, group, resource
+    return namespaced, (verb, group, resource)
 
 
 def test_the_cluster_role_allows_every_call_the_program_makes_and_no_other(rendered):
@@ -507,14 +529,106 @@ def test_the_cluster_role_allows_every_call_the_program_makes_and_no_other(rende
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
-    needed = set(_request_permission(method, url) for method, url, _q, _h, _b in server.requests)
-    # a patch answered 409 Conflict reads the object again (tests/unit/roles/schedule: test_conflict_*)
-    needed |= set(("get", group, resource) for verb, group, resource in needed if verb == "patch")
-    (role,) = [doc for doc in rendered["schedule/schedule.yaml"] if doc["kind"] == "ClusterRole"]
-    granted = set((verb, group, resource) for rule in role["rules"] for group in rule["apiGroups"]
-                  for resource in rule["resources"] for verb in rule["verbs"])
-    assert needed - granted == set()
-    # tfjobs and mpijobs are listed like pytorchjobs, whose calls the stand-in exercises in full
-    unused = set((verb, group, resource) for verb, group, resource in granted - needed
-                 if resource not in ("tfjobs", "mpijobs"))
-    assert unused == set()
+    roles = dict((doc["metadata"]["name"], doc) for doc in rendered["schedule/schedule.yaml"]
+                 if doc["kind"] == "ClusterRole")
+    for namespaced, name in ((False, "gpulab-schedule"), (True, "gpulab-schedule-tenant")):
+        needed = set(permission for scope, permission in (_request_permission(method, url)
+                                                          for method, url, _q, _h, _b in server.requests)
+                     if scope == namespaced)
+        # a patch answered 409 Conflict reads the object again (tests/unit/roles/schedule: test_conflict_*)
+        needed |= set(("get", group, resource) for verb, group, resource in needed if verb == "patch")
+        granted = set((verb, group, resource) for rule in roles[name]["rules"] for group in rule["apiGroups"]
+                      for resource in rule["resources"] for verb in rule["verbs"])
+        assert needed - granted == set(), name
+        # tfjobs and mpijobs are listed like pytorchjobs, whose calls the stand-in exercises in full
+        unused = set((verb, group, resource) for verb, group, resource in granted - needed
+                     if resource not in ("tfjobs", "mpijobs"))
+        assert unused == set(), name
+
+
+# Platform (production: MetalLB pool 192.168.50.240-250, registry at .240, Kubeflow enabled)
+
+DAY_USE = {"key": "gpulab.io/day-use", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def test_metallb_announces_the_inventorys_pool(rendered, inventory):
+    pool, advert = rendered["platform/metallb-pool.yaml"]
+    assert pool["kind"] == "IPAddressPool" and pool["spec"]["addresses"] == _one(inventory, "gpulab_metallb_pool")
+    assert advert["kind"] == "L2Advertisement" and advert["spec"]["ipAddressPools"] == [pool["metadata"]["name"]]
+
+
+def test_the_registry_listens_at_its_address_with_tls_on_a_ceph_volume(rendered, inventory):
+    docs = rendered["platform/registry.yaml"]
+    (service,) = _of_kind(docs, "Service")
+    assert service["metadata"]["annotations"] == {"metallb.io/loadBalancerIPs": _one(inventory, "gpulab_registry_address")}
+    assert service["spec"]["type"] == "LoadBalancer" and service["spec"]["ports"][0]["port"] == 443
+    (deployment,) = _of_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = dict((item["name"], item["value"]) for item in container["env"])
+    assert env["REGISTRY_HTTP_TLS_CERTIFICATE"] == "/certs/tls.crt" and env["REGISTRY_HTTP_TLS_KEY"] == "/certs/tls.key"
+    assert {"name": "tls", "secret": {"secretName": "registry-tls"}} in pod["volumes"]
+    (claim,) = _of_kind(docs, "PersistentVolumeClaim")
+    assert claim["spec"]["storageClassName"] == "ceph-block"
+    # the namespace enforces the restricted Pod Security Standard: what it demands of the pod
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert DAY_USE in pod["tolerations"]
+
+
+def test_the_platform_keeps_running_on_tainted_day_use_workers(rendered):
+    monitoring = rendered["platform/monitoring-values.yaml"][0]
+    for tolerations in (monitoring["prometheus"]["prometheusSpec"]["tolerations"],
+                        monitoring["alertmanager"]["alertmanagerSpec"]["tolerations"],
+                        monitoring["grafana"]["tolerations"], monitoring["kube-state-metrics"]["tolerations"],
+                        monitoring["prometheusOperator"]["tolerations"],
+                        rendered["platform/loki-values.yaml"][0]["singleBinary"]["tolerations"],
+                        rendered["platform/metallb-values.yaml"][0]["controller"]["tolerations"]):
+        assert DAY_USE in tolerations
+    # node agents tolerate every taint
+    for values in ("platform/dcgm-values.yaml", "platform/alloy-values.yaml"):
+        doc = rendered[values][0]
+        assert {"operator": "Exists"} in doc.get("tolerations", doc.get("controller", {}).get("tolerations"))
+    (cluster,) = _of_kind(rendered["storage/cephcluster.yaml"], "CephCluster")
+    assert DAY_USE in cluster["spec"]["placement"]["all"]["tolerations"]
+    # the key the program taints with by default
+    with open(os.path.join(ROOT, "roles", "schedule", "files", "gpulab_schedule.py")) as handle:
+        assert '"gpulab.io/day-use"' in handle.read()
+
+
+def test_gpu_metrics_run_on_gpu_nodes_and_the_dashboard_asks_for_what_the_exporter_exports(rendered):
+    dcgm = rendered["platform/dcgm-values.yaml"][0]
+    assert dcgm["runtimeClassName"] == "nvidia" and dcgm["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert dcgm["serviceMonitor"]["enabled"] is True
+    (config_map,) = rendered["platform/gpu-dashboard.yaml"]
+    assert config_map["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    dashboard = json.loads(config_map["data"]["gpulab-gpus.json"])
+    expressions = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
+    used = set(re.findall(r"DCGM_FI_[A-Z_]+", expressions))
+    # the exporter's default counters (etc/default-counters.csv of dcgm-exporter 4.x)
+    assert used and used <= {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
+                             "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK"}
+    # per tenant: the exporter labels a GPU in use with its pod's namespace
+    assert "by (namespace)" in expressions
+
+
+def test_logs_stay_within_an_8_gb_node(rendered):
+    loki = rendered["platform/loki-values.yaml"][0]
+    assert loki["deploymentMode"] == "SingleBinary" and loki["singleBinary"]["replicas"] == 1
+    assert loki["chunksCache"]["enabled"] is False and loki["resultsCache"]["enabled"] is False
+    assert [loki[part]["replicas"] for part in ("read", "write", "backend")] == [0, 0, 0]
+    alloy = rendered["platform/alloy-values.yaml"][0]
+    assert "loki-gateway.monitoring.svc.cluster.local/loki/api/v1/push" in alloy["alloy"]["configMap"]["content"]
+
+
+def test_grafana_sits_behind_kubeflows_sign_in_and_only_the_gateway_reaches_it(rendered):
+    grafana = rendered["platform/monitoring-values.yaml"][0]["grafana"]
+    assert grafana["grafana.ini"]["auth.proxy"]["header_name"] == "kubeflow-userid"
+    assert "service" not in grafana  # no address of its own: the header could be forged there
+    service, policy = rendered["platform/grafana-sso.yaml"]
+    assert service["kind"] == "VirtualService" and service["spec"]["gateways"] == ["kubeflow/kubeflow-gateway"]
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
+    (source,) = policy["spec"]["ingress"][0]["from"]
+    assert source["podSelector"] == {"matchLabels": {"istio": "ingressgateway"}}

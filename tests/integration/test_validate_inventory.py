@@ -100,7 +100,8 @@ MISTAKES = {
         ("gpulab_tenants language.quota.memory '2Gi'", "below the LimitRange's max.memory '3584Mi'"),
         ("gpulab_tenants old-team", "delete_data is True", "repeat the tenant's name"),
         ("gpulab_timezone 'Europe/Berln'", "IANA"),
-        ("gpulab_day_use items 1 and 2 overlap on fri", "18:30-22:00"),
+        ("gpulab_day_use items 1 and 2 overlap", "on fri", "18:30-22:00"),
+        ("gpulab_metallb_pool item 1 192.168.50.110-192.168.50.120", "ansible_host of gpu10", "gpu15"),
     ],
 }
 MISTAKES["bad_addresses repair"] = MISTAKES["bad_addresses"]

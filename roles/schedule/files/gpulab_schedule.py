@@ -3,22 +3,36 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Wind the gpulab cluster down in the morning and up again in the evening.
 
+What wind-down does NOT touch (those keep running, and keep their GPUs, by day):
+
+- bare Pods (no controller to suspend or scale them), Argo and Kubeflow Pipelines workflow pods among them;
+- objects another controller owns (an ownerReference with ``controller: true``): a CronJob's Jobs, a Katib Trial's
+  training jobs, Knative's Deployments, a Notebook's StatefulSet. It says ``skip <Kind> <ns>/<name>: owned by ...``;
+- InferenceServices (KServe), and the Deployments and Knative services they own;
+- StatefulSets whose ``persistentVolumeClaimRetentionPolicy.whenScaled`` is ``Delete`` (scaling them to 0 would
+  delete their volumes): an error, so that someone sets it to ``Retain``;
+- anything outside the tenant namespaces (namespaces labelled ``gpulab.io/tenant``).
+
 Run in the cluster from a CronJob, with only the Python standard library:
 ``python3 gpulab_schedule.py {wind-down,wind-up} [--dry-run] ...``.
 
-wind-down, in tenant namespaces only (namespaces labelled ``gpulab.io/tenant``):
-announce it (namespace annotation and Event), suspend running Kubeflow training jobs
-(``spec.runPolicy.suspend``) and delete their pods with a grace period to checkpoint,
-stop running notebooks (``kubeflow-resource-stopped``), scale Deployments and
-StatefulSets to 0, cordon the day-use nodes, then wait for the deleted pods to go.
-Every change carries a ``gpulab.io/wind-down-*`` marker that says what was done, and
-wind-up undoes exactly what the markers record, in the reverse order. Objects that
-were already in the target state (a job suspended by its owner, a notebook its user
-stopped, a node an admin cordoned) get no marker and are left alone both ways.
+wind-down, in tenant namespaces only: announce it (namespace annotation and Event); stop each running training job
+(Kubeflow Training Operator kinds, ``spec.runPolicy.suspend``, and batch/v1 Jobs, ``spec.suspend``) in the one order
+that cannot make it fail for good (see ``suspend_first``): a Training Operator job whose controller restarts every pod
+that is killed has its pods deleted with a grace period to checkpoint and is then suspended; any other job (a replica
+with restartPolicy Never, and every batch/v1 Job) is suspended first and its controller deletes the pods with their
+own terminationGracePeriodSeconds, with a ``warn`` line when that is shorter than the grace period; stop running
+notebooks (``kubeflow-resource-stopped``); scale Deployments and StatefulSets to 0; taint the day-use nodes
+(``gpulab.io/day-use=wind-down:NoSchedule``); then wait for the jobs' pods to go. Every change carries a
+``gpulab.io/wind-down-*`` marker that says what was done, and wind-up undoes exactly what the markers record, in the
+reverse order. Objects that were already in the target state (a job suspended by its owner, a notebook its user
+stopped, a node that already has a day-use taint) get no marker and are left alone both ways.
 
-One line per action on stdout, a summary line and a JSON line. Exit status: 0 without
-errors, 1 with errors (an API error on one object does not stop the others), 2 for
-bad arguments.
+Namespaced kinds are listed namespace by namespace, so the program needs namespaced permissions in the tenant
+namespaces only; cluster-wide it reads and patches Namespaces and Nodes.
+
+One line per action on stdout, a summary line and a JSON line. Exit status: 0 without errors, 1 with errors (an API
+error on one object does not stop the others), 2 for bad arguments.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -41,19 +55,62 @@ ANNOUNCED = "gpulab.io/wind-down"
 SUSPENDED = "gpulab.io/wind-down-suspended"
 STOPPED = "gpulab.io/wind-down-stopped"
 REPLICAS = "gpulab.io/wind-down-replicas"
-CORDONED = "gpulab.io/wind-down-cordoned"
+TAINTED = "gpulab.io/wind-down-tainted"
+TAINT_VALUE = "wind-down"
+TAINT_EFFECT = "NoSchedule"
 NOTEBOOK_STOP = "kubeflow-resource-stopped"
 JOB_NAME_LABEL = "training.kubeflow.org/job-name"
+# The Job controller labels a Job's pods with both batch.kubernetes.io/job-name and the older job-name since
+# Kubernetes 1.27; gpulab's clusters are newer (1.31 and later), so the prefixed label alone finds them.
+BATCH_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 KUBEFLOW = "/apis/kubeflow.org/v1"
 APPS = "/apis/apps/v1"
+BATCH = "/apis/batch/v1"
 CORE = "/api/v1"
 # kubeflow.org/v1 kinds of the Training Operator whose RunPolicy has ``suspend`` (1.7 and later)
 JOB_KINDS = {"pytorchjobs": "PyTorchJob", "tfjobs": "TFJob", "mpijobs": "MPIJob", "xgboostjobs": "XGBoostJob", "paddlejobs": "PaddleJob"}
+# What the Training Operator v1 does with a running job's pod that is killed (deleted: SIGTERM, then SIGKILL after the
+# grace period) while the job is not suspended, read in kubeflow/training-operator (pkg/apis/kubeflow.org/v1 and
+# pkg/controller.v1): per kind, the field of its replica specs, the restartPolicy its defaulting gives a replica that
+# sets none, and the replica restartPolicies under which its controller restarts such a pod instead of failing the job.
+# - Defaults: SetDefaults_<Kind> calls setDefaultRestartPolicy (defaulting_utils.go: only when the field is empty)
+#   with PytorchJobDefaultRestartPolicy = OnFailure (pytorch_types.go), PaddleJobDefaultRestartPolicy = OnFailure,
+#   TFJobDefaultRestartPolicy = Never, MPIJobDefaultRestartPolicy = Never, XGBoostJobDefaultRestartPolicy = Never: so
+#   "absent means Never" holds for TFJob, MPIJob and XGBoostJob, not for PyTorchJob and PaddleJob.
+# - Restarts: common/pod.go ReconcilePods deletes (to recreate) a Failed pod when the replica's restartPolicy is
+#   OnFailure or Always, or ExitCode with train_util.IsRetryableExitCode(exitCode), which is ``exitCode >= 128``
+#   (SIGTERM: 143, SIGKILL: 137), and marks the job Restarting. Whether the job fails anyway is each kind's
+#   UpdateJobStatus: PyTorchJob and PaddleJob fail it only for restartPolicy Never; TFJob keeps it Restarting;
+#   MPIJob and XGBoostJob fail it for any failed replica unless its restartPolicy is ExitCode.
+# - common/job.go ReconcileJobs also fails a job on a new failed pod when runPolicy.backoffLimit is set and
+#   NumRequeues + 1 exceeds it; the controllers' work queue is util.FakeWorkQueue (NumRequeues 0): a backoffLimit of 0
+#   fails the job on the first pod killed, whatever its restartPolicy.
+# What ExitCode relies on (and the others too, for pods deleted first): the exit code the operator reads is that of the
+# job's default container. Killed by SIGTERM or SIGKILL it is 143 or 137; a script that catches SIGTERM and then exits
+# with 1..127 fails an ExitCode replica, and one that exits 0 counts as succeeded (a PyTorchJob's Master then ends the
+# job) - should the pod end before the suspension, which follows the deletes at once, or should the suspension fail.
+# A batch/v1 Job is always suspended first: the Job controller then removes its tracking finalizer from each active
+# pod and deletes it (job_controller.go manageJob -> deleteJobPods), so the pod is not counted as failed.
+TRAINING = {
+    "PyTorchJob": ("pytorchReplicaSpecs", "OnFailure", ("OnFailure", "Always", "ExitCode")),
+    "PaddleJob": ("paddleReplicaSpecs", "OnFailure", ("OnFailure", "Always", "ExitCode")),
+    "TFJob": ("tfReplicaSpecs", "Never", ("OnFailure", "Always", "ExitCode")),
+    "MPIJob": ("mpiReplicaSpecs", "Never", ("ExitCode",)),
+    "XGBoostJob": ("xgbReplicaSpecs", "Never", ("ExitCode",)),
+}
+# a pod's terminationGracePeriodSeconds when its template sets none (the API server's default)
+DEFAULT_POD_GRACE = 30
+# condition types that end a job: the Training Operator's, and batch/v1's (with the interim ones of Kubernetes 1.31+)
+TRAINING_FINISHED = ("Succeeded", "Failed")
+BATCH_FINISHED = ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
 WORKLOADS = (("Deployment", "deployments"), ("StatefulSet", "statefulsets"))
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 POLL_SECONDS = 5
 WAIT_MARGIN = 30
+# A job's controller writes its status while the pods deleted just before terminate: the suspend patch may meet
+# that many conflicts (it reads the job again and decides again after each).
+SUSPEND_ATTEMPTS = 3
 
 
 class ApiError(Exception):
@@ -133,9 +190,9 @@ class Api(object):
                 return items
             query = dict(query, **{"continue": token})
 
-    def patch(self, path, patch):
-        """A JSON merge patch (RFC 7386): null removes a key."""
-        return self.request("PATCH", path, patch, content_type="application/merge-patch+json")
+    def patch(self, path, patch, content_type="application/merge-patch+json"):
+        """A JSON merge patch (RFC 7386, null removes a key) unless told another patch type."""
+        return self.request("PATCH", path, patch, content_type=content_type)
 
     def delete(self, path, grace_seconds):
         return self.request("DELETE", path, {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": grace_seconds})
@@ -169,16 +226,69 @@ def obj_path(prefix, plural, obj):
     return "%s%s/%s/%s" % (prefix, "/namespaces/" + ns if ns else "", plural, meta(obj)["name"])
 
 
-def job_finished(job):
-    return any(c.get("type") in ("Succeeded", "Failed") and c.get("status") == "True" for c in (job.get("status") or {}).get("conditions") or [])
+def controller_of(obj):
+    """The ownerReference of the controller that manages the object (``controller: true``), or None."""
+    return next((ref for ref in meta(obj).get("ownerReferences") or [] if ref.get("controller") is True), None)
 
 
-def job_suspended(job):
-    return ((job.get("spec") or {}).get("runPolicy") or {}).get("suspend") is True
+def job_finished(kind, job):
+    kinds = BATCH_FINISHED if kind == "Job" else TRAINING_FINISHED
+    return any(c.get("type") in kinds and c.get("status") == "True" for c in (job.get("status") or {}).get("conditions") or [])
 
 
-def owned_by_notebook(obj):
-    return any(ref.get("kind") == "Notebook" and str(ref.get("apiVersion", "")).startswith("kubeflow.org/") for ref in meta(obj).get("ownerReferences") or [])
+def finished_as(kind, job):
+    """The type of the condition that ended the job ("Failed", "Succeeded", ...), or None."""
+    kinds = BATCH_FINISHED if kind == "Job" else TRAINING_FINISHED
+    return next((c["type"] for c in (job.get("status") or {}).get("conditions") or [] if c.get("type") in kinds and c.get("status") == "True"), None)
+
+
+def suspend_field(kind):
+    return "spec.suspend" if kind == "Job" else "spec.runPolicy.suspend"
+
+
+def suspend_spec(kind, value):
+    """The spec part of a merge patch that sets the job's suspend field: batch/v1 ``spec.suspend``, else ``spec.runPolicy.suspend``."""
+    return {"suspend": value} if kind == "Job" else {"runPolicy": {"suspend": value}}
+
+
+def job_suspended(kind, job):
+    spec = job.get("spec") or {}
+    return (spec if kind == "Job" else spec.get("runPolicy") or {}).get("suspend") is True
+
+
+def suspend_first(kind, job):
+    """None when the job's pods can be deleted before the job is suspended: every replica's restartPolicy (or the
+    kind's default) makes the Training Operator restart a killed pod (see TRAINING), and no runPolicy.backoffLimit of
+    0 fails the job on it. Otherwise the job must be suspended first, and the list says what the job would have to
+    change for its pods to be deleted first (empty for a batch/v1 Job, which is always suspended first)."""
+    if kind == "Job":
+        return []
+    field, default, restarting = TRAINING[kind]
+    spec = job.get("spec") or {}
+    replicas = spec.get(field) or {}
+    needs = []
+    if not replicas or any(((replica or {}).get("restartPolicy") or default) not in restarting for replica in replicas.values()):
+        needs.append("restartPolicy %s" % restarting[0])  # no replica specs, or a policy unknown: not known safe
+    backoff_limit = (spec.get("runPolicy") or {}).get("backoffLimit")
+    if isinstance(backoff_limit, int) and backoff_limit < 1:
+        needs.append("a runPolicy.backoffLimit above 0")
+    return needs or None
+
+
+def own_grace(kind, job):
+    """The shortest terminationGracePeriodSeconds of the job's pod templates (30 where one sets none): what its pods
+    get when the job's controller deletes them."""
+    spec = job.get("spec") or {}
+    if kind == "Job":
+        templates = [spec.get("template") or {}]
+    else:
+        templates = [(replica or {}).get("template") or {} for replica in (spec.get(TRAINING[kind][0]) or {}).values()]
+    values = [(template.get("spec") or {}).get("terminationGracePeriodSeconds") for template in templates]
+    return min([value if isinstance(value, int) else DEFAULT_POD_GRACE for value in values] or [DEFAULT_POD_GRACE])
+
+
+def pod_finished(pod):
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 def replicas_of(obj):
@@ -190,6 +300,16 @@ def recorded_replicas(obj):
     """The count wind-down recorded, or None when it is not a non-negative integer."""
     value = annotations(obj).get(REPLICAS, "")
     return int(value) if re.match(r"^[0-9]+$", value) else None
+
+
+def deletes_volumes(kind, obj):
+    """A StatefulSet whose PVCs Kubernetes deletes when it is scaled down (whenScaled: Delete, GA in 1.32)."""
+    policy = (obj.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
+    return kind == "StatefulSet" and policy.get("whenScaled") == "Delete"
+
+
+def taints_of(node):
+    return list((node.get("spec") or {}).get("taints") or [])
 
 
 class Runner(object):
@@ -226,26 +346,50 @@ class Runner(object):
             raise Abort("run stopped after --timeout %ss; the remaining steps were not done" % self.args.timeout)
 
     # -- building blocks ---------------------------------------------------------------------------
-    def collect(self, kind, prefix, plural, label_selector=None, tenants_only=True):
-        """The objects of a kind, all namespaces (in tenant namespaces only unless told); None if it can't be listed."""
+    def list_cluster(self, kind, plural, label_selector=None):
+        """The objects of a cluster-scoped core kind (Namespace, Node); None (an error) if they can't be listed."""
         self.check_time()
         try:
-            items = self.api.list("%s/%s" % (prefix, plural), label_selector)
+            return self.api.list("%s/%s" % (CORE, plural), label_selector)
         except ApiError as err:
-            if err.code == 404:
-                self.note("skip %s: %s/%s is not served here (%s)" % (kind, prefix, plural, err.reason or 404))
-            else:
-                self.error("list %s" % kind, err)
+            self.error("list %s" % kind, err)
             return None
-        return [item for item in items if not tenants_only or meta(item).get("namespace") in self.tenants]
 
-    def change(self, path, obj, decide):
+    def list_in_tenants(self, kind, prefix, plural):
+        """The objects of a namespaced kind in the tenant namespaces, listed namespace by namespace (never cluster-wide).
+
+        A 404 means the kind is not served (its CRD is not installed): said once, and None. Another error is counted
+        for that namespace and the other namespaces are still listed.
+        """
+        items = []
+        for ns in sorted(self.tenants):
+            self.check_time()
+            try:
+                items.extend(self.api.list("%s/namespaces/%s/%s" % (prefix, ns, plural)))
+            except ApiError as err:
+                if err.code == 404:
+                    self.note("skip %s: %s/%s is not served here (%s)" % (kind, prefix, plural, err.reason or 404))
+                    return None
+                self.error("list %s in %s" % (kind, ns), err)
+        return items
+
+    def owned_elsewhere(self, kind, obj):
+        """True, and says so, when another controller owns the object: wind-down leaves it to that controller."""
+        ref = controller_of(obj)
+        if ref is None:
+            return False
+        self.note("skip %s %s: owned by %s %s" % (kind, ident(obj), ref.get("kind"), ref.get("name")))
+        return True
+
+    def change(self, path, obj, decide, attempts=2, check=True):
         """Apply the patch ``decide(obj)`` plans, as a merge patch with the object's resourceVersion as precondition.
 
         ``decide`` returns (action, patch) or None (nothing to do). On 409 Conflict the object is read again,
-        decided again and patched once more. Returns the patched object, or None (no change, dry run, or error).
+        decided again and patched again, ``attempts`` times in all. Returns the patched object, or None (no change,
+        dry run, or error).
         """
-        self.check_time()
+        if check:
+            self.check_time()
         plan = decide(obj)
         if plan is None:
             return None
@@ -253,12 +397,12 @@ class Runner(object):
         if self.args.dry_run:
             self.done(action)
             return None
-        for attempt in (1, 2):
+        for attempt in range(1, attempts + 1):
             patch.setdefault("metadata", {})["resourceVersion"] = meta(obj).get("resourceVersion")
             try:
                 result = self.api.patch(path, patch)
             except ApiError as err:
-                if err.code != 409 or attempt == 2:
+                if err.code != 409 or attempt == attempts:
                     self.error(action, err)
                     return None
                 try:
@@ -288,15 +432,20 @@ class Runner(object):
 
     def load_tenants(self):
         """The tenant namespaces, by name; False when they cannot be listed (an error, and nothing else is done)."""
-        items = self.collect("Namespace", CORE, "namespaces", self.args.tenant_label, tenants_only=False)
+        items = self.list_cluster("Namespace", "namespaces", self.args.tenant_label)
         self.tenants = dict((meta(ns)["name"], ns) for ns in items or [])
         return items is not None
+
+    def job_kinds(self):
+        """(kind, prefix, plural) of the training jobs: the chosen Training Operator kinds, then batch/v1 Jobs."""
+        return [(JOB_KINDS[plural], KUBEFLOW, plural) for plural in self.args.job_kinds] + [("Job", BATCH, "jobs")]
 
     # -- wind-down ---------------------------------------------------------------------------------
     def announce(self):
         grace = self.args.grace_seconds
         message = ("Wind-down: the cluster goes back to day use. Running training jobs are suspended and their pods get %ds "
-                   "to checkpoint; notebooks are stopped; Deployments and StatefulSets are scaled to 0. "
+                   "to checkpoint (their own terminationGracePeriodSeconds where a job would fail if its pods went first: "
+                   "see the wind-down log); notebooks are stopped; Deployments and StatefulSets are scaled to 0. "
                    "Wind-up restores them." % grace)
 
         def decide(ns):
@@ -314,36 +463,89 @@ class Runner(object):
 
     @staticmethod
     def plan_suspend(kind, job):
-        if job_suspended(job) or job_finished(job):
+        if job_suspended(kind, job) or job_finished(kind, job) or controller_of(job) is not None:
             return None
-        return "suspend %s %s" % (kind, ident(job)), {"metadata": {"annotations": {SUSPENDED: "true"}}, "spec": {"runPolicy": {"suspend": True}}}
+        return "suspend %s %s" % (kind, ident(job)), {"metadata": {"annotations": {SUSPENDED: "true"}}, "spec": suspend_spec(kind, True)}
 
     def suspend_jobs(self):
-        for plural in self.args.job_kinds:
-            kind = JOB_KINDS[plural]
-            for job in self.collect(kind, KUBEFLOW, plural) or []:
-                running = self.plan_suspend(kind, job) is not None
-                result = self.change(obj_path(KUBEFLOW, plural, job), job, functools.partial(self.plan_suspend, kind))
-                if result is not None and not job_suspended(result):
-                    self.error("suspend %s %s" % (kind, ident(job)), "the server did not keep spec.runPolicy.suspend "
-                               "(Training Operator older than 1.7?); its pods are left alone")
-                elif result is not None or (self.args.dry_run and running):
-                    self.delete_pods(job)
+        for kind, prefix, plural in self.job_kinds():
+            for job in self.list_in_tenants(kind, prefix, plural) or []:
+                if job_suspended(kind, job) or job_finished(kind, job) or self.owned_elsewhere(kind, job):
+                    continue
+                self.suspend_job(kind, prefix, plural, job)
 
-    def delete_pods(self, job):
-        """Delete the job's pods (its controller's, by label and owner uid) with the grace period, so they get SIGTERM."""
+    def suspend_job(self, kind, prefix, plural, job):
+        """Stop a running job in the order that cannot make its controller fail it for good (``suspend_first``).
+
+        Its pods can be deleted first: they are, with the grace period (SIGTERM, then that long to checkpoint), THEN
+        the job is suspended. In this order because the API server only ever shortens a pending grace period:
+        suspended first, the job's controller would delete the pods itself with their own
+        terminationGracePeriodSeconds, and a later delete could not lengthen that. A pod killed before the suspension
+        gets there is restarted, not counted against the job. When the pods can't be listed such a job is left
+        running.
+
+        Otherwise (a replica with restartPolicy Never, a backoffLimit of 0, a batch/v1 Job) a pod killed while the job
+        is not suspended could fail it for good, so the job is suspended first and its controller deletes the pods
+        with their own terminationGracePeriodSeconds: a ``warn`` line says so when that is shorter than the grace
+        period. Its pods are listed first only to be waited for: a job whose pods can't be listed is suspended anyway.
+        """
+        self.check_time()
+        needs = suspend_first(kind, job)
+        pods = self.pods_of(kind, job)
+        if needs is None:
+            if pods is None:
+                return
+            self.delete_pods(pods)
+        read = [job]
+
+        def decide(obj):
+            read[0] = obj
+            return self.plan_suspend(kind, obj)
+
+        # no --timeout check between the pods' deletion and the suspension: the two go together
+        done = len(self.changes)
+        result = self.change(obj_path(prefix, plural, job), job, decide, attempts=SUSPEND_ATTEMPTS, check=False)
+        action = "suspend %s %s" % (kind, ident(job))
+        if result is not None and not job_suspended(kind, result):
+            self.error(action, "the server did not keep %s%s; the job runs on%s"
+                       % (suspend_field(kind), "" if kind == "Job" else " (Training Operator older than 1.7?)",
+                          " and its controller recreates the deleted pods" if needs is None else ""))
+        elif needs is None:
+            if result is None and read[0] is not job and job_finished(kind, read[0]):
+                # its controller counted the terminating pods as failed before the suspension got there
+                self.error(action, "it became %s while its pods were being deleted; not suspended" % finished_as(kind, read[0]))
+        elif len(self.changes) > done:  # suspended (or, in a dry run, would be): its controller deletes the pods
+            if result is not None:
+                self.deleted_pods.extend(pods or [])
+            grace = own_grace(kind, read[0])
+            if grace < self.args.grace_seconds:
+                self.note("warn %s %s: its pods get %ds to checkpoint, not %ds; set terminationGracePeriodSeconds: %d in its pod template%s"
+                          % (kind, ident(job), grace, self.args.grace_seconds, self.args.grace_seconds,
+                             " (or %s)" % " and ".join(needs) if needs else ""))
+
+    def pods_of(self, kind, job):
+        """The job's pods that still run (by label and owner uid): None (an error) when they can't be listed."""
         ns, name, uid = meta(job)["namespace"], meta(job)["name"], meta(job).get("uid")
+        label = BATCH_JOB_NAME_LABEL if kind == "Job" else JOB_NAME_LABEL
         try:
-            pods = self.api.list("%s/namespaces/%s/pods" % (CORE, ns), "%s=%s" % (JOB_NAME_LABEL, name))
+            pods = self.api.list("%s/namespaces/%s/pods" % (CORE, ns), "%s=%s" % (label, name))
         except ApiError as err:
-            self.error("list Pods of %s/%s" % (ns, name), err)
-            return
+            self.error("list Pods of %s %s" % (kind, ident(job)), err)
+            return None
+        running = []
         for pod in pods:
             owners = meta(pod).get("ownerReferences") or []
             if uid and owners and not any(ref.get("uid") == uid for ref in owners):
-                continue
+                continue  # a pod of an earlier job of the same name
+            if pod_finished(pod) or meta(pod).get("deletionTimestamp"):
+                continue  # nothing left to stop, or already terminating (a delete could only shorten its grace)
+            running.append(pod)
+        return running
+
+    def delete_pods(self, pods):
+        """Delete the pods with the grace period, so that they get SIGTERM and that long to checkpoint."""
+        for pod in pods:
             action = "delete Pod %s (grace %ds)" % (ident(pod), self.args.grace_seconds)
-            self.check_time()
             if self.args.dry_run:
                 self.done(action)
                 continue
@@ -362,32 +564,45 @@ class Runner(object):
                 return None
             return "stop Notebook %s" % ident(nb), {"metadata": {"annotations": {NOTEBOOK_STOP: utc_now(), STOPPED: "true"}}}
 
-        for nb in self.collect("Notebook", KUBEFLOW, "notebooks") or []:
+        for nb in self.list_in_tenants("Notebook", KUBEFLOW, "notebooks") or []:
             self.change(obj_path(KUBEFLOW, "notebooks", nb), nb, decide)
 
     @staticmethod
     def plan_scale_down(kind, obj):
         count = replicas_of(obj)
-        if owned_by_notebook(obj) or count == 0:
+        if count == 0 or controller_of(obj) is not None or deletes_volumes(kind, obj):
             return None
         return "scale %s %s %s -> 0" % (kind, ident(obj), count), {"metadata": {"annotations": {REPLICAS: str(count)}}, "spec": {"replicas": 0}}
 
     def scale_down(self):
         for kind, plural in WORKLOADS:
-            for obj in self.collect(kind, APPS, plural) or []:
+            for obj in self.list_in_tenants(kind, APPS, plural) or []:
+                if replicas_of(obj) == 0 or self.owned_elsewhere(kind, obj):
+                    continue
+                if deletes_volumes(kind, obj):
+                    self.error("scale %s %s" % (kind, ident(obj)), "whenScaled: Delete would delete its volumes; set it to Retain")
+                    continue
                 self.change(obj_path(APPS, plural, obj), obj, functools.partial(self.plan_scale_down, kind))
 
-    def cordon(self):
-        def decide(node):
-            if (node.get("spec") or {}).get("unschedulable"):
-                return None
-            return "cordon Node %s" % ident(node), {"metadata": {"annotations": {CORDONED: "true"}}, "spec": {"unschedulable": True}}
+    def day_use_taint(self):
+        return {"key": self.args.day_use_taint, "value": TAINT_VALUE, "effect": TAINT_EFFECT}
 
-        for node in self.collect("Node", CORE, "nodes", self.args.day_use_selector, tenants_only=False) or []:
-            self.change(obj_path(CORE, "nodes", node), node, decide)
+    def plan_taint(self, node):
+        taints = taints_of(node)
+        if any(taint.get("key") == self.args.day_use_taint for taint in taints):
+            return None  # ours from an earlier run, or someone else's: theirs to remove
+        # a merge patch replaces the whole list: the node's taints as read (resourceVersion precondition) plus ours
+        return "taint Node %s" % ident(node), {"metadata": {"annotations": {TAINTED: "true"}}, "spec": {"taints": taints + [self.day_use_taint()]}}
+
+    def taint(self):
+        """Taint the day-use nodes NoSchedule: new tenant pods stay off them; a cordon would also keep off the Ceph
+        daemons that restart there by day, which tolerate the taint."""
+        for node in self.list_cluster("Node", "nodes", self.args.day_use_selector) or []:
+            self.change(obj_path(CORE, "nodes", node), node, self.plan_taint)
 
     def wait_for_pods(self):
-        """Wait until the deleted pods are gone (or replaced: another uid), at most grace + 30 s and within --timeout."""
+        """Wait until the jobs' pods are gone (or replaced: another uid), those wind-down deleted and those of the jobs it
+        suspended first, which their controllers delete: at most grace + 30 s and within --timeout."""
         if not self.deleted_pods:
             return
         start = self.clock()
@@ -416,14 +631,16 @@ class Runner(object):
             self.note("all %d deleted pods are gone after %ds" % (len(self.deleted_pods), waited))
 
     # -- wind-up -----------------------------------------------------------------------------------
-    def uncordon(self):
-        def decide(node):
-            if CORDONED not in annotations(node):
-                return None
-            return "uncordon Node %s" % ident(node), {"metadata": {"annotations": {CORDONED: None}}, "spec": {"unschedulable": None}}
+    def plan_untaint(self, node):
+        if TAINTED not in annotations(node):
+            return None
+        ours = (self.args.day_use_taint, TAINT_EFFECT)
+        kept = [taint for taint in taints_of(node) if (taint.get("key"), taint.get("effect")) != ours]
+        return "untaint Node %s" % ident(node), {"metadata": {"annotations": {TAINTED: None}}, "spec": {"taints": kept or None}}
 
-        for node in self.collect("Node", CORE, "nodes", tenants_only=False) or []:
-            self.change(obj_path(CORE, "nodes", node), node, decide)
+    def untaint(self):
+        for node in self.list_cluster("Node", "nodes") or []:
+            self.change(obj_path(CORE, "nodes", node), node, self.plan_untaint)
 
     def plan_scale_up(self, kind, obj):
         if REPLICAS not in annotations(obj):
@@ -438,7 +655,7 @@ class Runner(object):
 
     def scale_up(self):
         for kind, plural in WORKLOADS:
-            for obj in self.collect(kind, APPS, plural) or []:
+            for obj in self.list_in_tenants(kind, APPS, plural) or []:
                 self.change(obj_path(APPS, plural, obj), obj, functools.partial(self.plan_scale_up, kind))
 
     def start_notebooks(self):
@@ -447,20 +664,19 @@ class Runner(object):
                 return None
             return "start Notebook %s" % ident(nb), {"metadata": {"annotations": {NOTEBOOK_STOP: None, STOPPED: None}}}
 
-        for nb in self.collect("Notebook", KUBEFLOW, "notebooks") or []:
+        for nb in self.list_in_tenants("Notebook", KUBEFLOW, "notebooks") or []:
             self.change(obj_path(KUBEFLOW, "notebooks", nb), nb, decide)
 
     @staticmethod
     def plan_resume(kind, job):
         if SUSPENDED not in annotations(job):
             return None
-        return "resume %s %s" % (kind, ident(job)), {"metadata": {"annotations": {SUSPENDED: None}}, "spec": {"runPolicy": {"suspend": False}}}
+        return "resume %s %s" % (kind, ident(job)), {"metadata": {"annotations": {SUSPENDED: None}}, "spec": suspend_spec(kind, False)}
 
     def resume_jobs(self):
-        for plural in reversed(self.args.job_kinds):
-            kind = JOB_KINDS[plural]
-            for job in self.collect(kind, KUBEFLOW, plural) or []:
-                self.change(obj_path(KUBEFLOW, plural, job), job, functools.partial(self.plan_resume, kind))
+        for kind, prefix, plural in reversed(self.job_kinds()):
+            for job in self.list_in_tenants(kind, prefix, plural) or []:
+                self.change(obj_path(prefix, plural, job), job, functools.partial(self.plan_resume, kind))
 
     def end_announcement(self):
         def decide(ns):
@@ -478,8 +694,8 @@ class Runner(object):
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self):
-        steps = {"wind-down": (self.announce, self.suspend_jobs, self.stop_notebooks, self.scale_down, self.cordon, self.wait_for_pods),
-                 "wind-up": (self.uncordon, self.scale_up, self.start_notebooks, self.resume_jobs, self.end_announcement)}
+        steps = {"wind-down": (self.announce, self.suspend_jobs, self.stop_notebooks, self.scale_down, self.taint, self.wait_for_pods),
+                 "wind-up": (self.untaint, self.scale_up, self.start_notebooks, self.resume_jobs, self.end_announcement)}
         try:
             if self.load_tenants():
                 for step in steps[self.args.mode]:
@@ -530,7 +746,9 @@ def parse_args(argv):
     parser.add_argument("--grace-seconds", type=non_negative, default=300, help="time the training pods get to checkpoint (default 300)")
     parser.add_argument("--tenant-label", type=label, default="gpulab.io/tenant", help="label key of tenant namespaces")
     parser.add_argument("--day-use-selector", type=selector, default="gpulab.io/day-use=true", help="label selector of day-use nodes")
-    parser.add_argument("--job-kinds", type=job_kinds, default=["pytorchjobs", "tfjobs", "mpijobs"], help="kubeflow.org/v1 job kinds (plural, comma-separated)")
+    parser.add_argument("--day-use-taint", type=label, default="gpulab.io/day-use", help="key of the NoSchedule taint on day-use nodes by day")
+    parser.add_argument("--job-kinds", type=job_kinds, default=["pytorchjobs", "tfjobs", "mpijobs"],
+                        help="kubeflow.org/v1 job kinds (plural, comma-separated); batch/v1 Jobs are always handled")
     parser.add_argument("--timeout", type=positive, default=900, help="seconds for the whole run (default 900)")
     return parser.parse_args(argv)
 

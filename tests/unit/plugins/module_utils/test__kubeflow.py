@@ -85,6 +85,33 @@ def test_dex_users_replace_the_example_user():
     assert kf.dex_static_passwords(users) == kf.dex_static_passwords(users)
 
 
+LDAP = {"type": "ldap", "id": "ldap", "name": "Site directory",
+        "config": {"host": "ldap.gpulab.lan:636", "bindDN": "uid=kubeflow,cn=users,dc=gpulab,dc=lan",
+                   "bindPW": "secret", "userSearch": {"baseDN": "cn=users,dc=gpulab,dc=lan", "username": "uid",
+                                                      "idAttr": "uid", "emailAttr": "mail", "nameAttr": "cn"}}}
+
+
+def _dex_objects():
+    with open(os.path.join(FIXTURES, "dex-config-map-oauth2-proxy-c42a95d.yaml")) as handle:
+        config_map = yaml.safe_load(handle)
+    deployment = {"kind": "Deployment", "metadata": {"name": "dex", "namespace": "auth"}, "spec": {}}
+    return config_map, deployment
+
+
+def test_an_ldap_connector_joins_the_static_users_and_restarts_dex():
+    users = [{"email": "ada@gpulab.lan", "password_hash": "$2y$10$x", "username": None}]
+    config_map, deployment = _dex_objects()
+    kf.set_dex_users([config_map, deployment], users, yaml)
+    without = deployment["spec"]["template"]["metadata"]["annotations"][kf.DEX_USERS_ANNOTATION]
+    config_map, deployment = _dex_objects()
+    kf.set_dex_users([config_map, deployment], users, yaml, [LDAP])
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert config["connectors"] == [LDAP] and config["enablePasswordDB"] is True
+    assert len(config["staticPasswords"]) == 1
+    with_ldap = deployment["spec"]["template"]["metadata"]["annotations"][kf.DEX_USERS_ANNOTATION]
+    assert with_ldap != without and "secret" not in with_ldap
+
+
 def test_a_build_without_dex_configuration_is_refused():
     with pytest.raises(kf.KubeflowError, match="no Dex ConfigMap"):
         kf.set_dex_users([{"kind": "ConfigMap", "metadata": {"name": "other"}}], [], yaml)

@@ -104,11 +104,33 @@ def test_objects_without_kubeflow_bind_owner_admin_and_members_edit():
     assert [(o["kind"], o["metadata"]["name"]) for o in found] == [
         ("Namespace", "vision"), ("ResourceQuota", "gpulab-tenant"), ("LimitRange", "gpulab-tenant"),
         ("ServiceAccount", "gpulab-jobs"), ("RoleBinding", "gpulab-jobs"), ("RoleBinding", "gpulab-owner"),
-        ("RoleBinding", "user-ben-gpulab-lan-clusterrole-edit")]
+        ("RoleBinding", "gpulab-member-ben-gpulab-lan")]
     bindings = dict((o["metadata"]["name"], (o["roleRef"]["name"], o["subjects"][0]["name"])) for o in found
                     if o["kind"] == "RoleBinding")
     assert bindings["gpulab-owner"] == ("admin", "ana@gpulab.lan")
-    assert bindings["user-ben-gpulab-lan-clusterrole-edit"] == ("edit", "ben@gpulab.lan")
+    assert bindings["gpulab-member-ben-gpulab-lan"] == ("edit", "ben@gpulab.lan")
+
+
+def test_with_kubeflow_members_get_kubeflows_contributor_names_and_only_the_gateway_may_vouch():
+    found = t.objects([tenant(members=["ana@gpulab.lan", "Ben.O'Neil+ml@gpulab.lan"])], kubeflow=True)
+    (binding,) = [o for o in found if o["kind"] == "RoleBinding" and o["roleRef"]["name"] == "kubeflow-edit"]
+    # KFAM: lower case, each run of characters outside [a-z0-9] one '-'
+    assert binding["metadata"]["name"] == "user-ben-o-neil-ml-gpulab-lan-clusterrole-edit"
+    (policy,) = [o for o in found if o["kind"] == "AuthorizationPolicy"]
+    assert policy["spec"]["rules"][0]["from"] == [{"source": {"principals": [
+        "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+        "cluster.local/ns/kubeflow/sa/ml-pipeline-ui"]}}]
+
+
+def test_members_whose_binding_names_collide_are_refused():
+    found = t.problems([tenant(members=["ana@gpulab.lan", "a.b@x.lan", "a-b@x.lan"])])
+    assert found == ["gpulab_tenants vision: members a.b@x.lan and a-b@x.lan would share the RoleBinding "
+                     "user-a-b-x-lan-clusterrole-edit; Kubeflow names a member's binding after the e-mail with every "
+                     "run of other characters as '-'"]
+
+
+def test_empty_site_limits_and_members_mean_the_defaults():
+    assert t.problems([tenant(members=None)], {}) == []
 
 
 def test_the_owner_defaults_to_the_first_member():
@@ -127,7 +149,14 @@ def test_summary():
     summary = t.summary([VISION, {"name": "old", "state": "absent", "delete_data": "old"},
                          {"name": "keep", "state": "absent"}, tenant(name="b", owner="cy@gpulab.lan")])
     assert summary == {"present": ["vision", "b"], "users": ["ana@gpulab.lan", "ben@gpulab.lan", "cy@gpulab.lan"],
-                       "absent": [{"name": "old", "delete_data": True}, {"name": "keep", "delete_data": False}]}
+                       "absent": [{"name": "old", "delete_data": True}, {"name": "keep", "delete_data": False}],
+                       "bindings": ["vision/gpulab-jobs", "vision/gpulab-owner", "vision/gpulab-member-ben-gpulab-lan",
+                                    "b/gpulab-jobs", "b/gpulab-owner", "b/gpulab-member-ana-gpulab-lan",
+                                    "b/gpulab-member-ben-gpulab-lan"],
+                       "policies": []}
+    with_kubeflow = t.summary([VISION], None, True)
+    assert with_kubeflow["bindings"] == ["vision/gpulab-jobs", "vision/user-ben-gpulab-lan-clusterrole-edit"]
+    assert with_kubeflow["policies"] == ["vision/user-ben-gpulab-lan-clusterrole-edit"]
 
 
 def test_inventory_rules_report_tenant_problems():
@@ -135,3 +164,13 @@ def test_inventory_rules_report_tenant_problems():
     problems = validate({"groups": {"all": ["cp01"]}, "hostvars": hosts})
     assert "gpulab_tenant_limits is 'small' (str); it must be a mapping" in problems
     assert any(p.startswith("gpulab_tenants Bad: the name is not a valid namespace name") for p in problems)
+
+
+def test_the_schedule_may_act_in_each_tenant_namespace_only_with_the_schedule_layer():
+    assert not [o for o in t.objects([VISION]) if o["metadata"]["name"] == "gpulab-schedule"]
+    (binding,) = [o for o in t.objects([VISION], schedule_namespace="gpulab-system")
+                  if o["metadata"]["name"] == "gpulab-schedule"]
+    assert binding["metadata"]["namespace"] == "vision" and binding["kind"] == "RoleBinding"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": "gpulab-schedule-tenant"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gpulab-schedule", "namespace": "gpulab-system"}]

@@ -95,6 +95,22 @@ def test_dex_users_with_oidc_are_refused(module_harness):
     assert "dex_users is only used with auth=dex" in result["msg"]
 
 
+CONNECTOR = {"type": "ldap", "id": "ldap", "name": "LDAP", "config": {"host": "ldap:636", "bindPW": "s3cret"}}
+
+
+def test_dex_connectors_with_oidc_are_refused(module_harness):
+    failed, result = run_module(kubeflow, dict(OIDC, dex_connectors=[CONNECTOR]), check_mode=True)
+    assert failed and "dex_connectors is only used with auth=dex" in result["msg"]
+
+
+@pytest.mark.parametrize("ids", [["ldap", "ldap"], ["local"]])
+def test_dex_connector_ids_are_unique_and_not_local(module_harness, ids):
+    connectors = [dict(CONNECTOR, id=i) for i in ids]
+    failed, result = run_module(kubeflow, dict(BASE, dex_connectors=connectors), check_mode=True)
+    assert failed and "dex_connectors: the id %s is used twice or is Dex's own 'local'" % ids[0] in result["msg"]
+    assert "s3cret" not in str(result)
+
+
 def test_oidc_settings_with_dex_are_refused(module_harness):
     failed, result = run_module(kubeflow, dict(BASE, oidc_client_id="kubeflow", oidc_issuer_url="https://sso"))
     assert failed
