@@ -32,7 +32,10 @@ def tenant_objects(tenants, site_limits=None, kubeflow=False, schedule_namespace
 def tenant_summary(tenants, site_limits=None, kubeflow=False, schedule_namespace=None):
     """{present: [names], absent: [{name, delete_data}], users: [owners and members of present tenants],
     bindings and policies: [namespace/name rendered]}."""
-    return _tenants.summary(tenants, site_limits or None, _boolean(kubeflow), schedule_namespace or None)
+    try:
+        return _tenants.summary(tenants, site_limits or None, _boolean(kubeflow), schedule_namespace or None)
+    except ValueError as exc:
+        raise AnsibleFilterError("gpulab_tenants: %s" % exc)
 
 
 class FilterModule(object):

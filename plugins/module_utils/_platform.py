@@ -46,13 +46,12 @@ def ranges(pool):
     return found
 
 
-def contains(pool, address):
-    """Whether an address (text or IPv4Address) is in the pool."""
-    address = ipaddress.IPv4Address(str(address))
-    return any(first <= address <= last for first, last in ranges(pool))
-
-
-def first_address(pool):
-    """The pool's lowest address as text (the registry's default), or None for an unusable pool."""
-    found = ranges(pool)
-    return str(min(first for first, _last in found)) if found else None
+def address(pool, index=0):
+    """The pool's address number ``index`` (0: the lowest), counting through its entries in address order, as text;
+    None for an unusable pool or one with fewer addresses."""
+    for first, last in sorted(ranges(pool)):
+        size = int(last) - int(first) + 1
+        if index < size:
+            return str(first + index)
+        index -= size
+    return None

@@ -348,10 +348,10 @@ def summary(tenants, site_limits=None, kubeflow=False, schedule_namespace=None):
     for tenant in present:
         users.extend(user for user in _members(tenant) if user not in users)
     keep = {"RoleBinding": [], "AuthorizationPolicy": []}
-    if not problems(tenants, site_limits):
-        for obj in objects(tenants, site_limits, kubeflow, schedule_namespace):
-            if obj["kind"] in keep:
-                keep[obj["kind"]].append("%s/%s" % (obj["metadata"]["namespace"], obj["metadata"]["name"]))
+    # raises on a list with problems: an empty keep-list would let pruning delete every binding
+    for obj in objects(tenants, site_limits, kubeflow, schedule_namespace):
+        if obj["kind"] in keep:
+            keep[obj["kind"]].append("%s/%s" % (obj["metadata"]["namespace"], obj["metadata"]["name"]))
     return {"present": [t["name"] for t in present], "users": users,
             "absent": [{"name": t["name"], "delete_data": t.get("delete_data") == t["name"]}
                        for t in tenants if _state(t) == "absent"],

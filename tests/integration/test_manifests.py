@@ -34,8 +34,7 @@ ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbo
 ANSIBLE_INVENTORY = os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
 
 # API groups of custom resources: their schemas come with the operators' CRDs, not with Kubernetes.
-CUSTOM_GROUPS = ("ceph.rook.io", "operator.tigera.io", "kubeflow.org", "security.istio.io", "metallb.io",
-                 "networking.istio.io")
+CUSTOM_GROUPS = ("ceph.rook.io", "operator.tigera.io", "kubeflow.org", "security.istio.io", "metallb.io")
 # Helm values files are rendered too, but they are not Kubernetes objects.
 VALUES_SUFFIX = "-values.yaml"
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
@@ -127,7 +126,6 @@ def test_every_role_renders(rendered):
         "platform/alloy-values.yaml",
         "platform/dcgm-values.yaml",
         "platform/gpu-dashboard.yaml",
-        "platform/grafana-sso.yaml",
         "platform/loki-values.yaml",
         "platform/metallb-pool.yaml",
         "platform/metallb-values.yaml",
@@ -562,6 +560,7 @@ def test_the_registry_listens_at_its_address_with_tls_on_a_ceph_volume(rendered,
     (service,) = _of_kind(docs, "Service")
     assert service["metadata"]["annotations"] == {"metallb.io/loadBalancerIPs": _one(inventory, "gpulab_registry_address")}
     assert service["spec"]["type"] == "LoadBalancer" and service["spec"]["ports"][0]["port"] == 443
+    assert service["spec"]["allocateLoadBalancerNodePorts"] is False
     (deployment,) = _of_kind(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -623,12 +622,13 @@ def test_logs_stay_within_an_8_gb_node(rendered):
     assert "loki-gateway.monitoring.svc.cluster.local/loki/api/v1/push" in alloy["alloy"]["configMap"]["content"]
 
 
-def test_grafana_sits_behind_kubeflows_sign_in_and_only_the_gateway_reaches_it(rendered):
+def test_grafana_has_its_own_address_and_no_password_in_its_values(rendered, inventory):
+    output = yaml.safe_dump(rendered["platform/monitoring-values.yaml"])
     grafana = rendered["platform/monitoring-values.yaml"][0]["grafana"]
-    assert grafana["grafana.ini"]["auth.proxy"]["header_name"] == "kubeflow-userid"
-    assert "service" not in grafana  # no address of its own: the header could be forged there
-    service, policy = rendered["platform/grafana-sso.yaml"]
-    assert service["kind"] == "VirtualService" and service["spec"]["gateways"] == ["kubeflow/kubeflow-gateway"]
-    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
-    (source,) = policy["spec"]["ingress"][0]["from"]
-    assert source["podSelector"] == {"matchLabels": {"istio": "ingressgateway"}}
+    assert "adminPassword" not in output and grafana["admin"]["existingSecret"] == "grafana-admin"
+    assert grafana["deploymentStrategy"] == {"type": "Recreate"}  # one pod on a ReadWriteOnce volume
+    # the pool's second address (192.168.50.240-250 at the reference site), asked for by annotation
+    assert grafana["service"] == {"type": "LoadBalancer", "annotations": {"metallb.io/loadBalancerIPs": "192.168.50.241"}}
+    pool = rendered["platform/metallb-pool.yaml"][0]
+    assert pool["spec"]["autoAssign"] is False  # no Service takes a LAN address unasked
+    assert rendered["platform/dcgm-values.yaml"][0]["serviceMonitor"]["honorLabels"] is True

@@ -174,3 +174,9 @@ def test_the_schedule_may_act_in_each_tenant_namespace_only_with_the_schedule_la
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": "gpulab-schedule-tenant"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gpulab-schedule", "namespace": "gpulab-system"}]
+
+
+def test_summary_refuses_a_list_with_problems():
+    """Its keep-lists decide what pruning deletes: a list it cannot render must not yield empty ones."""
+    with pytest.raises(ValueError, match="the name is not a valid namespace name"):
+        t.summary([VISION, tenant(name="Bad")])
