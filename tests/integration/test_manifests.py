@@ -130,6 +130,7 @@ def test_every_role_renders(rendered):
         "platform/metallb-pool.yaml",
         "platform/metallb-values.yaml",
         "platform/monitoring-values.yaml",
+        "platform/network-policies.yaml",
         "platform/registry.yaml",
         "schedule/day-use-labels.yaml",
         "schedule/schedule.yaml",
@@ -632,3 +633,15 @@ def test_grafana_has_its_own_address_and_no_password_in_its_values(rendered, inv
     pool = rendered["platform/metallb-pool.yaml"][0]
     assert pool["spec"]["autoAssign"] is False  # no Service takes a LAN address unasked
     assert rendered["platform/dcgm-values.yaml"][0]["serviceMonitor"]["honorLabels"] is True
+
+
+def test_only_grafana_and_alloy_reach_the_logs_and_only_grafana_the_metrics(rendered):
+    policies = dict((doc["metadata"]["name"], doc["spec"]) for doc in rendered["platform/network-policies.yaml"])
+    loki = policies["loki-from-grafana-and-alloy"]
+    assert loki["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "loki"}}
+    (source,) = loki["ingress"][0]["from"]
+    assert source == {"podSelector": {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In",
+                                                            "values": ["grafana", "alloy", "loki"]}]}}
+    prometheus = policies["prometheus-from-grafana"]
+    assert prometheus["ingress"] == [{"from": [{"podSelector": {"matchExpressions": [
+        {"key": "app.kubernetes.io/name", "operator": "In", "values": ["grafana", "prometheus"]}]}}]}]
