@@ -32,4 +32,3 @@ def test_the_nth_address_in_address_order(pool, index, expected):
 def test_a_pool_without_that_address_is_refused(pool, index):
     with pytest.raises(AnsibleFilterError, match="has no address number %d" % index):
         ADDRESS(pool, index)
-
