@@ -14,12 +14,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.gpulab.cluster.plugins.module_utils import _platform
 
 
-def metallb_address(pool, index=0):
-    """The pool's address number ``index`` (0: the lowest) as text; a pool without it is refused."""
-    found = _platform.address(pool, int(index))
+def metallb_address(pool, which=0):
+    """The pool's address number ``which`` (0: the lowest), or the default address of the service named ``which``
+    (registry, grafana, kubeflow: the first, second, third), as text; a pool without it is refused."""
+    index = _platform.SERVICES.index(which) if which in _platform.SERVICES else int(which)
+    found = _platform.address(pool, index)
     if found is None:
         raise AnsibleFilterError("gpulab_metallb_pool %r has no address number %d; give CIDR networks or address "
-                                 "ranges with enough addresses (validate_inventory names the problem)" % (pool, int(index)))
+                                 "ranges with enough addresses (validate_inventory names the problem)" % (pool, index))
     return found
 
 

@@ -74,6 +74,8 @@ CLUSTER_VARIABLES = (
     ("gpulab_timezone", TEXT, False),
     ("gpulab_metallb_pool", LIST, False),
     ("gpulab_registry_address", TEXT, False),
+    ("gpulab_grafana_address", TEXT, False),
+    ("gpulab_kubeflow_address", TEXT, False),
     ("gpulab_day_use", LIST, False),
     ("gpulab_tenant_limits", DICT, False),
 )
@@ -954,15 +956,25 @@ def check_metallb_pool(view):
             if first <= other_last and other_first <= last:
                 problems.append("%s %s overlaps item %d; list each address once" % (where, shown, other_position))
         seen.append((position, bounds))
-    registry = view.value("gpulab_registry_address")
-    if isinstance(registry, str) and seen and not problems:
-        address = _parse_address(registry)
+    if problems or not seen:
+        return problems
+    named = []
+    for service in _platform.SERVICES:
+        name = "gpulab_%s_address" % service
+        value = view.value(name)
+        if not isinstance(value, str):
+            continue
+        address = _parse_address(value)
         if address is None:
-            problems.append("gpulab_registry_address %r is not an IPv4 address; choose one of gpulab_metallb_pool"
-                            % registry)
+            problems.append("%s %r is not an IPv4 address; choose one of gpulab_metallb_pool" % (name, value))
         elif not any(first <= address <= last for _position, (first, last) in seen):
-            problems.append("gpulab_registry_address %s is not in gpulab_metallb_pool; the registry's Service gets "
-                            "its address from MetalLB: choose one of the pool" % address)
+            problems.append("%s %s is not in gpulab_metallb_pool; the Service gets its address from MetalLB: choose "
+                            "one of the pool" % (name, address))
+        else:
+            twin = [other for other, other_address in named if other_address == address]
+            if twin:
+                problems.append("%s %s is also %s; give each Service its own address" % (name, address, twin[0]))
+            named.append((name, address))
     return problems
 
 

@@ -192,10 +192,11 @@ def dex_static_passwords(users):
     return entries
 
 
-def set_dex_users(objects, users, yaml_module, connectors=None):
-    """Replace the example user in Dex's ConfigMap (``dex``, its ``config.yaml``) with ``users``, and its connectors
-    with ``connectors`` (e.g. LDAP); returns the number of ConfigMaps changed. Refuses a build whose Dex configuration
-    has no staticPasswords to replace."""
+def set_dex_users(objects, users, yaml_module, connectors=None, clients=None):
+    """Replace the example user in Dex's ConfigMap (``dex``, its ``config.yaml``) with ``users``, its connectors
+    with ``connectors`` (e.g. LDAP), and add ``clients`` to its staticClients (e.g. Grafana, which then signs in through
+    the same Dex; the release's own client, oauth2-proxy's, stays); returns the number of ConfigMaps changed. Refuses a
+    build whose Dex configuration has no staticPasswords to replace."""
     changed = 0
     for obj in objects:
         if obj.get("kind") != "ConfigMap" or (obj.get("metadata") or {}).get("name") != "dex":
@@ -214,13 +215,17 @@ def set_dex_users(objects, users, yaml_module, connectors=None):
                                     for c in connectors]
         else:
             config.pop("connectors", None)
+        ids = [c["id"] for c in clients or []]
+        config["staticClients"] = [c for c in config.get("staticClients") or [] if c.get("id") not in ids] + [
+            dict(id=c["id"], name=c["name"], secret=c["secret"], redirectURIs=list(c["redirect_uris"]))
+            for c in clients or []]
         data["config.yaml"] = yaml_module.safe_dump(config, default_flow_style=False, sort_keys=False)
         changed += 1
     if not changed:
         raise KubeflowError("the build has no Dex ConfigMap 'dex' with a config.yaml; dex_users cannot be set")
     # Dex reads its configuration only when it starts: a digest of the users in its pod template restarts it when
     # they change (a digest of the entries, not the hashes themselves).
-    digest = hashlib.sha256(json.dumps([dex_static_passwords(users), connectors or []], sort_keys=True)
+    digest = hashlib.sha256(json.dumps([dex_static_passwords(users), connectors or [], clients or []], sort_keys=True)
                             .encode("utf-8")).hexdigest()
     for obj in objects:
         if obj.get("kind") == "Deployment" and (obj.get("metadata") or {}).get("name") == "dex":

@@ -46,6 +46,11 @@ def ranges(pool):
     return found
 
 
+# The Services that get a fixed MetalLB address, and which address of the pool each takes unless the inventory names
+# one (gpulab_<name>_address): the registry, Grafana, Kubeflow's gateway.
+SERVICES = ("registry", "grafana", "kubeflow")
+
+
 def address(pool, index=0):
     """The pool's address number ``index`` (0: the lowest), counting through its entries in address order, as text;
     None for an unusable pool or one with fewer addresses."""

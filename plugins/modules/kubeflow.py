@@ -151,6 +151,36 @@ options:
           - The connector's configuration.
         type: dict
         required: true
+  dex_static_clients:
+    description:
+      - OAuth clients Dex accepts besides Kubeflow's own (oauth2-proxy's), with O(auth=dex) (refused with
+        O(auth=oidc)), so that another application signs its users in through the same Dex, for example Grafana
+        (the platform layer). A client whose C(id) the release already has replaces it.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      id:
+        description:
+          - The client id.
+        type: str
+        required: true
+      name:
+        description:
+          - Name shown on Dex's approval screen.
+        type: str
+        required: true
+      secret:
+        description:
+          - The client secret (shared with the application). Never logged or returned.
+        type: str
+        required: true
+      redirect_uris:
+        description:
+          - The URLs Dex may send the user back to (for Grafana C(http://<address>/login/generic_oauth)).
+        type: list
+        elements: str
+        required: true
   oidc_issuer_url:
     description:
       - Issuer URL of the external OpenID Connect provider, with O(auth=oidc), required then, refused with
@@ -603,6 +633,17 @@ def argument_spec():
                 config=dict(type="dict", required=True, no_log=True),
             ),
         ),
+        dex_static_clients=dict(
+            type="list",
+            elements="dict",
+            default=[],
+            options=dict(
+                id=dict(type="str", required=True),
+                name=dict(type="str", required=True),
+                secret=dict(type="str", required=True, no_log=True),
+                redirect_uris=dict(type="list", elements="str", required=True),
+            ),
+        ),
         oidc_issuer_url=dict(type="str"),
         oidc_client_id=dict(type="str"),
         oidc_client_secret=dict(type="str", no_log=True),
@@ -671,9 +712,15 @@ def check_arguments(module):
     if params["auth"] == "oidc" and params["dex_users"]:
         module.fail_json(msg="dex_users is only used with auth=dex; with auth=oidc the users log in at %s"
                          % params["oidc_issuer_url"], changed=False)
-    if params["auth"] == "oidc" and params["dex_connectors"]:
-        module.fail_json(msg="dex_connectors is only used with auth=dex (Kubeflow's own Dex); with auth=oidc connect "
-                         "the directory to %s" % params["oidc_issuer_url"], changed=False)
+    for name in ("dex_connectors", "dex_static_clients"):
+        if params["auth"] == "oidc" and params[name]:
+            module.fail_json(msg="%s is only used with auth=dex (Kubeflow's own Dex); with auth=oidc configure it at "
+                             "%s" % (name, params["oidc_issuer_url"]), changed=False)
+    client_ids = [client["id"] for client in params["dex_static_clients"]]
+    twice = sorted(set(i for i in client_ids if client_ids.count(i) > 1))
+    if twice:
+        module.fail_json(msg="dex_static_clients: the id %s is used twice; give each client its own id"
+                         % ", ".join(twice), changed=False)
     ids = [connector["id"] for connector in params["dex_connectors"]]
     repeated = sorted(set(i for i in ids if ids.count(i) > 1 or i == "local"))
     if repeated:
@@ -1028,7 +1075,7 @@ def run(module, source, result):
     parts = source.parts()
     for name, objects in parts:
         if name == "dex":
-            set_dex_users(objects, params["dex_users"], yaml, params["dex_connectors"])
+            set_dex_users(objects, params["dex_users"], yaml, params["dex_connectors"], params["dex_static_clients"])
     try:
         client = KubeClient(params["kubeconfig"], params["context"])
     except ImportError:

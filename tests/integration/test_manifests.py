@@ -630,6 +630,13 @@ def test_grafana_has_its_own_address_and_no_password_in_its_values(rendered, inv
     assert grafana["deploymentStrategy"] == {"type": "Recreate"}  # one pod on a ReadWriteOnce volume
     # the pool's second address (192.168.50.240-250 at the reference site), asked for by annotation
     assert grafana["service"] == {"type": "LoadBalancer", "annotations": {"metallb.io/loadBalancerIPs": "192.168.50.241"}}
+    # with Kubeflow: signed in through its Dex, the browser sent to Dex at Kubeflow's gateway (the third address)
+    oauth = grafana["grafana.ini"]["auth.generic_oauth"]
+    assert oauth["enabled"] is True and oauth["client_id"] == "grafana" and "client_secret" not in oauth
+    assert oauth["auth_url"] == "http://192.168.50.242/dex/auth"
+    assert oauth["token_url"] == "http://dex.auth.svc.cluster.local:5556/dex/token"
+    assert grafana["grafana.ini"]["server"]["root_url"] == "http://192.168.50.241/"
+    assert grafana["envFromSecret"] == "grafana-oauth"
     pool = rendered["platform/metallb-pool.yaml"][0]
     assert pool["spec"]["autoAssign"] is False  # no Service takes a LAN address unasked
     assert rendered["platform/dcgm-values.yaml"][0]["serviceMonitor"]["honorLabels"] is True

@@ -32,3 +32,9 @@ def test_the_nth_address_in_address_order(pool, index, expected):
 def test_a_pool_without_that_address_is_refused(pool, index):
     with pytest.raises(AnsibleFilterError, match="has no address number %d" % index):
         ADDRESS(pool, index)
+
+
+def test_each_service_has_its_default_address():
+    pool = ["192.168.50.240-192.168.50.250"]
+    assert [ADDRESS(pool, name) for name in ("registry", "grafana", "kubeflow")] == [
+        "192.168.50.240", "192.168.50.241", "192.168.50.242"]

@@ -112,6 +112,22 @@ def test_an_ldap_connector_joins_the_static_users_and_restarts_dex():
     assert with_ldap != without and "secret" not in with_ldap
 
 
+def test_a_client_joins_kubeflows_own_and_restarts_dex():
+    users = [{"email": "ada@gpulab.lan", "password_hash": "$2y$10$x", "username": None}]
+    config_map, deployment = _dex_objects()
+    release_clients = yaml.safe_load(config_map["data"]["config.yaml"])["staticClients"]
+    kf.set_dex_users([config_map, deployment], users, yaml)
+    without = deployment["spec"]["template"]["metadata"]["annotations"][kf.DEX_USERS_ANNOTATION]
+    grafana = {"id": "grafana", "name": "Grafana", "secret": "s", "redirect_uris": ["http://192.168.50.241/login/generic_oauth"]}
+    config_map, deployment = _dex_objects()
+    kf.set_dex_users([config_map, deployment], users, yaml, None, [grafana])
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    # the release's client (oauth2-proxy's) stays, Grafana's joins in Dex's own spelling
+    assert config["staticClients"] == release_clients + [
+        {"id": "grafana", "name": "Grafana", "secret": "s", "redirectURIs": ["http://192.168.50.241/login/generic_oauth"]}]
+    assert deployment["spec"]["template"]["metadata"]["annotations"][kf.DEX_USERS_ANNOTATION] != without
+
+
 def test_a_build_without_dex_configuration_is_refused():
     with pytest.raises(kf.KubeflowError, match="no Dex ConfigMap"):
         kf.set_dex_users([{"kind": "ConfigMap", "metadata": {"name": "other"}}], [], yaml)

@@ -349,6 +349,10 @@ CASES = [
     ("registry outside the pool", [set_var("gpulab_metallb_pool", ["192.168.50.240/29"]),
                                    set_var("gpulab_registry_address", "192.168.50.250")],
      [("gpulab_registry_address 192.168.50.250 is not in gpulab_metallb_pool",)]),
+    ("grafana where the registry is", [set_var("gpulab_grafana_address", "192.168.50.240")],
+     [("gpulab_grafana_address 192.168.50.240 is also gpulab_registry_address",)]),
+    ("kubeflow outside the pool", [set_var("gpulab_kubeflow_address", "192.168.50.200")],
+     [("gpulab_kubeflow_address 192.168.50.200 is not in gpulab_metallb_pool",)]),
     # storage: OSD hosts and their devices
     ("OSD host without devices", [del_host_var("gpu03", "storage_osd_devices")],
      [("host gpu03", "storage_osd", "storage_osd_devices is not set")]),

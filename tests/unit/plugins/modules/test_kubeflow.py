@@ -103,6 +103,17 @@ def test_dex_connectors_with_oidc_are_refused(module_harness):
     assert failed and "dex_connectors is only used with auth=dex" in result["msg"]
 
 
+CLIENT = {"id": "grafana", "name": "Grafana", "secret": "0penSesame", "redirect_uris": ["http://g/login/generic_oauth"]}
+
+
+def test_dex_clients_are_unique_and_their_secret_never_shown(module_harness):
+    failed, result = run_module(kubeflow, dict(BASE, dex_static_clients=[CLIENT, CLIENT]), check_mode=True)
+    assert failed and "dex_static_clients: the id grafana is used twice" in result["msg"]
+    assert "0penSesame" not in str(result)
+    failed, result = run_module(kubeflow, dict(OIDC, dex_static_clients=[CLIENT]), check_mode=True)
+    assert failed and "dex_static_clients is only used with auth=dex" in result["msg"]
+
+
 @pytest.mark.parametrize("ids", [["ldap", "ldap"], ["local"]])
 def test_dex_connector_ids_are_unique_and_not_local(module_harness, ids):
     connectors = [dict(CONNECTOR, id=i) for i in ids]
