@@ -24,10 +24,12 @@ help:
 deps:
 	@scripts/install-deps
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt cli/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
+	# the gpulab command (cli/), from this checkout
+	$(VENV)/bin/pip install -q --no-deps -e ./cli
 	touch $@
 
 venv: $(VENV)/.installed
