@@ -56,7 +56,7 @@ test: test-quick test-sanity test-molecule
 test-quick: venv test-unit test-syntax test-lint docs-check changelog-lint
 
 test-unit: venv
-	python -m pytest tests/unit tests/integration -q --cov=plugins --cov-branch \
+	python -m pytest tests/unit tests/integration -q --cov=plugins --cov=cli/gpulab_cli --cov-branch \
 	  --cov-report=term-missing:skip-covered --cov-fail-under=85
 
 test-syntax: venv

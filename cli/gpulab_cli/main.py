@@ -25,6 +25,7 @@ def run_playbook(ctx, playbook, limit=None, tags=None, extravars=None, check=Fal
     folder.mkdir(parents=True)
     summary_file = folder / "summary.json"
     env = proj.ansible_env(ctx.project)
+    env.pop("GPULAB_SUMMARY_DIR", None)  # the run's summary goes to its own folder, never into another tool's
     env.update({"ANSIBLE_CALLBACKS_ENABLED": "gpulab.cluster.summary", "GPULAB_SUMMARY_FILE": str(summary_file)})
     progress = Progress(out, layers_total=layers_total)
     cmdline = ["--diff"] + (["--check"] if check else [])

@@ -34,6 +34,8 @@ def ansible_env(project):
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = str(project / "ansible.cfg")
     env["ANSIBLE_COLLECTIONS_PATH"] = str(project / "collections")
+    # An inventory Ansible cannot parse is an error, not an empty inventory that every run passes over.
+    env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True"
     # The ansible commands of the environment the CLI itself runs in (a venv need not be activated).
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
