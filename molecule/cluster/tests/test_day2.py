@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import testinfra
 
 PROJECT = os.environ["MOLECULE_PROJECT_DIRECTORY"]
@@ -98,16 +99,25 @@ def test_plan_and_repair_of_a_converged_host_change_nothing():
     assert re.search(r"^layer container_runtime +1 hosts", result.stdout, re.M)
 
 
-def test_remove_node_then_add_node_touches_only_that_host():
-    result = playbook("remove_node.yml", "-e", "node=gpu15", "-e", "confirm=gpu15")
+@pytest.mark.parametrize("name, own_layers, elsewhere", [
+    ("gpu15", ["preflight", "node", "container_runtime", "nvidia"], None),
+    # A control plane: the load balancer's layer runs too (HAProxy's backends), on lb01 alone.
+    ("cp03", ["preflight", "node", "container_runtime"], "loadbalancer"),
+])
+def test_remove_node_then_add_node_touches_only_that_host(name, own_layers, elsewhere):
+    result = playbook("remove_node.yml", "-e", "node=" + name, "-e", "confirm=" + name)
     assert result.returncode == 0, result.stdout + result.stderr
-    gpu15 = node("gpu15")
-    assert not gpu15.file(RECORD).exists
-    result = gpulab("add-node", "gpu15")
+    host = node(name)
+    assert not host.file(RECORD).exists
+    result = gpulab("add-node", name)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads(gpu15.file(RECORD).content_string) == {"cluster": "gpulab-lab"}
-    for layer in ("preflight", "node", "container_runtime", "nvidia"):
+    assert json.loads(host.file(RECORD).content_string) == {"cluster": "gpulab-lab"}
+    for layer in own_layers:
         assert re.search(r"^layer %s +1 hosts" % layer, result.stdout, re.M), result.stdout
-    assert not re.search(r"^layer loadbalancer", result.stdout, re.M)  # a worker: HAProxy is not touched
-    changed = {host: row["changed_by_layer"] for host, row in run_summary(result)["hosts"].items() if row["changed"]}
-    assert list(changed) == ["gpu15"], changed
+    layers_run = re.findall(r"^layer (\w+) ", result.stdout, re.M)
+    assert sorted(layers_run) == sorted(own_layers + ([elsewhere] if elsewhere else [])), layers_run
+    if elsewhere:
+        assert re.search(r"^layer %s +1 hosts" % elsewhere, result.stdout, re.M)
+        assert run_summary(result)["hosts"]["lb01"]["ok"] > 5
+    changed = {h: row["changed_by_layer"] for h, row in run_summary(result)["hosts"].items() if row["changed"]}
+    assert list(changed) == [name], changed
