@@ -7,6 +7,8 @@ before anything runs, with the valid choices listed.
 import argparse
 import datetime
 import json
+import os
+import pathlib
 import sys
 
 from gpulab_cli import project as proj
@@ -47,7 +49,9 @@ def run_playbook(ctx, playbook, limit=None, tags=None, extravars=None, check=Fal
 class Context:
     def __init__(self, args):
         self.project = proj.find_project(args.project)
-        self.inventory = args.inventory
+        # A path is made absolute here: ansible-runner runs in its own folder, ansible-inventory in the checkout.
+        inventory = args.inventory
+        self.inventory = str(pathlib.Path(inventory).resolve()) if inventory and os.path.exists(inventory) else inventory
         self._inventory = None
 
     @property

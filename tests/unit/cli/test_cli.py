@@ -308,6 +308,18 @@ def test_runs_go_through_ansible_runner_with_the_checkouts_settings(monkeypatch,
     assert cli.main(["--project", str(ROOT), "add-node", "gpu01,gpu02"]) == 0
     assert fake.calls[2]["extravars"] == {"nodes": "gpu01,gpu02"}
     assert fake.calls[2]["playbook"].endswith("add_node.yml")
+    assert "inventory" not in fake.calls[2]  # none given: the checkout's ansible.cfg decides
+
+
+def test_a_relative_inventory_path_is_made_absolute(monkeypatch, tmp_path):
+    # ansible-runner runs ansible-playbook in its own folder: a path relative to the caller's folder must not reach it
+    fake = FakeRunner()
+    monkeypatch.setitem(sys.modules, "ansible_runner", fake)
+    monkeypatch.setattr(proj.Inventory, "load", classmethod(lambda cls, project, inventory=None: cls(LISTING)))
+    (tmp_path / "inventories" / "site").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["--project", str(ROOT), "-i", "inventories/site", "deploy"]) == 0
+    assert fake.calls[0]["inventory"] == str(tmp_path / "inventories" / "site")
 
 
 def test_inventory_load_reads_the_lab_inventory():
