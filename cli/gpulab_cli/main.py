@@ -18,7 +18,7 @@ from gpulab_cli.progress import Progress
 
 def run_playbook(ctx, playbook, limit=None, tags=None, extravars=None, check=False, layers_total=0, out=None,
                  tables=True):
-    """Run playbooks/PLAYBOOK through ansible-runner; returns (rc, summary dict or None, progress)."""
+    """Run playbooks/PLAYBOOK through ansible-runner; returns a Run (rc, summary dict or None, progress)."""
     import ansible_runner  # imported here: the argument errors above need no ansible
 
     out = out or sys.stdout
@@ -43,7 +43,16 @@ def run_playbook(ctx, playbook, limit=None, tags=None, extravars=None, check=Fal
     runner = ansible_runner.run(**kwargs)
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
     report.run_end(out, progress, summary if tables else None, runner.rc, folder, tables=tables)
-    return runner.rc, summary, progress
+    return Run(runner.rc, summary, progress)
+
+
+class Run:
+    """What run_playbook returns."""
+
+    def __init__(self, rc, summary, progress):
+        self.rc = rc
+        self.summary = summary
+        self.progress = progress
 
 
 class Context:
@@ -71,43 +80,40 @@ class Context:
 
 def cmd_deploy(ctx, args):
     hosts = limited_hosts(ctx, args.limit)
-    rc, _, _ = run_playbook(ctx, "site.yml", limit=args.limit, layers_total=ctx.layers_total(hosts))
-    return rc
+    return run_playbook(ctx, "site.yml", limit=args.limit, layers_total=ctx.layers_total(hosts)).rc
 
 
 def cmd_repair(ctx, args):
     proj.check_repair(ctx.inv, proj.layer_groups(ctx.project), args.layer, args.node)
-    rc, _, _ = run_playbook(ctx, "site.yml", limit=args.node, tags=args.layer, layers_total=1)
-    return rc
+    return run_playbook(ctx, "site.yml", limit=args.node, tags=args.layer, layers_total=1).rc
 
 
 def cmd_add_node(ctx, args):
     names = [n for name in args.names for n in name.split(",") if n]
     proj.check_hosts(ctx.inv, names, "add-node")
-    rc, _, _ = run_playbook(ctx, "add_node.yml", extravars={"nodes": ",".join(names)},
-                            layers_total=ctx.layers_total(names))
-    return rc
+    return run_playbook(ctx, "add_node.yml", extravars={"nodes": ",".join(names)},
+                        layers_total=ctx.layers_total(names)).rc
 
 
 def cmd_plan(ctx, args):
     hosts = limited_hosts(ctx, args.limit)
-    rc, summary, _ = run_playbook(ctx, "site.yml", limit=args.limit, check=True, layers_total=ctx.layers_total(hosts))
-    if summary is not None:
-        report.plan(sys.stdout, summary, unseen=args.unseen)
-    return rc
+    run = run_playbook(ctx, "site.yml", limit=args.limit, check=True, layers_total=ctx.layers_total(hosts))
+    if run.summary is not None:
+        report.plan(sys.stdout, run.summary, unseen=args.unseen)
+    return run.rc
 
 
 def cmd_status(ctx, args):
     folder = ctx.project / "build" / "gpulab-runs"
     folder.mkdir(parents=True, exist_ok=True)
     status_file = folder / ("status-%s.json" % datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f"))
-    rc, _, progress = run_playbook(ctx, "status.yml", limit=args.limit,
-                                   extravars={"gpulab_status_file": str(status_file)}, tables=False)
+    run = run_playbook(ctx, "status.yml", limit=args.limit, extravars={"gpulab_status_file": str(status_file)},
+                       tables=False)
     if not status_file.is_file():
-        return rc or 1
+        return run.rc or 1
     report.status(sys.stdout, json.loads(status_file.read_text()), ctx.inv)
     # Unreachable hosts are part of the answer (shown in the table), not a failure of the command.
-    return 0 if all(f["what"] == "unreachable" for f in progress.failures) else rc
+    return 0 if all(f["what"] == "unreachable" for f in run.progress.failures) else run.rc
 
 
 def limited_hosts(ctx, limit):

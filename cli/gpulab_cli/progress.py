@@ -115,7 +115,7 @@ class Progress:
             self.stream.write(play.line() + "\n")
             self.stream.flush()
 
-    def bar(self, width=20):
+    def progress_bar(self, width=20):
         done = self.layers_done()
         if not self.layers_total:
             return "[%s] play %d" % ("." * width, len(self.plays))
@@ -126,7 +126,7 @@ class Progress:
         play = self.current
         if play is None:
             return ""
-        return "%s  %s  %s  %d/%d hosts" % (self.bar(), play.name, self.task, len(self.task_hosts), len(play.hosts))
+        return "%s  %s  %s  %d/%d hosts" % (self.progress_bar(), play.name, self.task, len(self.task_hosts), len(play.hosts))
 
     def _draw(self):
         if not self.tty:

@@ -81,7 +81,8 @@ class Inventory:
     @classmethod
     def load(cls, project, inventory=None):
         argv = ["ansible-inventory", "--list"] + (["-i", str(inventory)] if inventory else [])
-        done = subprocess.run(argv, cwd=str(project), env=ansible_env(project), capture_output=True, text=True)
+        done = subprocess.run(argv, cwd=str(project), env=ansible_env(project), capture_output=True, text=True,
+                              check=False)
         if done.returncode != 0:
             raise UsageError("ansible-inventory could not read the inventory: %s" % done.stderr.strip())
         return cls(json.loads(done.stdout))

@@ -96,8 +96,8 @@ def status(out, data, inventory):
             (node.get("member") or "-") if reachable else "?", kube, _gpus(node) if reachable else "?"))
     out.write("\n")
     if not cluster.get("exists"):
-        out.write("Kubernetes: no cluster (no %s on %s)\n" % (cluster.get("kubeconfig", "admin.conf"),
-                                                            cluster.get("host", "the first control plane")))
+        out.write("Kubernetes: no cluster (no %s on %s)\n" % (
+            cluster.get("kubeconfig", "admin.conf"), cluster.get("host", "the first control plane")))
         out.flush()
         return
     ready = sum(1 for n in api_nodes.values() if n["ready"])

@@ -182,7 +182,7 @@ def test_progress_bar_counts_layers_that_reached_hosts_on_a_terminal():
     progress = Progress(out, layers_total=2, tty=True, clock=Clock())
     run_events(progress, RUN[:9])  # up to the node layer's start
     assert progress.layers_done() == 1
-    assert progress.bar(width=10) == "[#####-----] 1/2 layers"
+    assert progress.progress_bar(width=10) == "[#####-----] 1/2 layers"
     run_events(progress, RUN[9:11])
     assert progress.status_line() == "[##########----------] 1/2 layers  node  Swap  1/1 hosts"
     assert "\r[##########----------] 1/2 layers  node  Swap  1/1 hosts" in out.getvalue()
@@ -191,7 +191,7 @@ def test_progress_bar_counts_layers_that_reached_hosts_on_a_terminal():
 def test_progress_without_a_layer_count_counts_plays():
     progress = Progress(io.StringIO(), tty=False)
     run_events(progress, RUN[:2])
-    assert progress.bar(width=4) == "[....] play 1"
+    assert progress.progress_bar(width=4) == "[....] play 1"
 
 
 SUMMARY = {
@@ -268,8 +268,8 @@ def test_status_table_and_cluster_lines(inventory):
 
 def test_status_without_a_cluster(inventory):
     out = io.StringIO()
-    report.status(out, {"nodes": {}, "cluster": {"exists": False, "host": "cp01",
-                                                  "kubeconfig": "/etc/kubernetes/admin.conf"}}, inventory)
+    cluster = {"exists": False, "host": "cp01", "kubeconfig": "/etc/kubernetes/admin.conf"}
+    report.status(out, {"nodes": {}, "cluster": cluster}, inventory)
     assert out.getvalue().rstrip().endswith("Kubernetes: no cluster (no /etc/kubernetes/admin.conf on cp01)")
 
 
