@@ -26,14 +26,20 @@ def run_playbook(ctx, playbook, limit=None, tags=None, extravars=None, check=Fal
     folder = ctx.project / "build" / "gpulab-runs" / ("%s-%s" % (stamp, playbook.replace(".yml", "")))
     folder.mkdir(parents=True)
     summary_file = folder / "summary.json"
-    env = proj.ansible_env(ctx.project)
-    env.pop("GPULAB_SUMMARY_DIR", None)  # the run's summary goes to its own folder, never into another tool's
-    env.update({"ANSIBLE_CALLBACKS_ENABLED": "gpulab.cluster.summary", "GPULAB_SUMMARY_FILE": str(summary_file)})
+    # Only what differs from the caller's environment: ansible-runner inherits that, and writes what it is given
+    # into the run's artifacts (env/envvars), where secrets of the caller's environment do not belong.
+    env = proj.ansible_overrides(ctx.project)
+    env.update({"ANSIBLE_CALLBACKS_ENABLED": "gpulab.cluster.summary", "GPULAB_SUMMARY_FILE": str(summary_file),
+                # the run's summary goes to its own folder, never into another tool's
+                "GPULAB_SUMMARY_DIR": ""})
     progress = Progress(out, layers_total=layers_total)
-    cmdline = ["--diff"] + (["--check"] if check else [])
+    # Diffs (file contents) only for a plan: the artifacts of other runs keep no copies of configuration files.
+    cmdline = ["--check", "--diff"] if check else []
     kwargs = dict(private_data_dir=str(folder), project_dir=str(ctx.project),
                   playbook=str(ctx.project / "playbooks" / playbook), envvars=env, extravars=extravars or {},
-                  cmdline=" ".join(cmdline), event_handler=progress, quiet=True)
+                  event_handler=progress, quiet=True)
+    if cmdline:
+        kwargs["cmdline"] = " ".join(cmdline)
     if ctx.inventory:
         kwargs["inventory"] = str(ctx.inventory)
     if limit:
@@ -120,6 +126,8 @@ def limited_hosts(ctx, limit):
     """The hosts a --limit names (comma-separated host names or groups); None without a limit."""
     if not limit:
         return None
+    if any(mark in limit for mark in ":!&*~[]"):
+        return None  # an Ansible host pattern beyond names and groups: Ansible resolves it (and reports a bad one)
     hosts = []
     for item in limit.split(","):
         members = ctx.inv.groups.get(item, [item] if item in ctx.inv.hostvars else None)

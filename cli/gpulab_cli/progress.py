@@ -58,7 +58,7 @@ class Progress:
         return self.plays[-1] if self.plays else None
 
     def layers_done(self):
-        return sum(1 for play in self.plays[:-1] if play.layer and play.hosts)
+        return sum(1 for play in self.plays if play.layer and play.hosts and play.seconds)  # finished layer plays
 
     def __call__(self, event):
         self.handle(event.get("event", ""), event.get("event_data", {}) or {})
@@ -119,8 +119,9 @@ class Progress:
         done = self.layers_done()
         if not self.layers_total:
             return "[%s] play %d" % ("." * width, len(self.plays))
-        filled = min(width, int(width * done / self.layers_total))
-        return "[%s%s] %d/%d layers" % ("#" * filled, "-" * (width - filled), done, self.layers_total)
+        total = max(self.layers_total, done)  # add-node: the other hosts' layers may come on top of the estimate
+        filled = min(width, int(width * done / total))
+        return "[%s%s] %d/%d layers" % ("#" * filled, "-" * (width - filled), done, total)
 
     def status_line(self):
         play = self.current

@@ -29,15 +29,23 @@ def find_project(explicit=None):
                      "or set GPULAB_PROJECT")
 
 
+def ansible_overrides(project):
+    """What every ansible command of the CLI runs with on top of the caller's environment."""
+    return {
+        # the checkout's configuration and collections
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(project / "collections"),
+        # An inventory Ansible cannot parse is an error, not an empty inventory that every run passes over.
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+        # The ansible commands of the environment the CLI itself runs in (a venv need not be activated).
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    }
+
+
 def ansible_env(project):
-    """The environment every ansible command of the CLI runs with: the checkout's config and collections."""
+    """The whole environment for a subprocess: the caller's, with ansible_overrides."""
     env = dict(os.environ)
-    env["ANSIBLE_CONFIG"] = str(project / "ansible.cfg")
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(project / "collections")
-    # An inventory Ansible cannot parse is an error, not an empty inventory that every run passes over.
-    env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True"
-    # The ansible commands of the environment the CLI itself runs in (a venv need not be activated).
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(ansible_overrides(project))
     return env
 
 

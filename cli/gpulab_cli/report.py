@@ -80,8 +80,8 @@ def status(out, data, inventory):
     api_nodes = {n["name"]: n for n in cluster.get("nodes", [])}
     header = "%-8s %-14s %-10s %-12s %-16s %s" % ("host", "group", "reachable", "member of", "Kubernetes", "GPUs")
     out.write(header + "\n" + "-" * len(header) + "\n")
-    for host in inventory.hosts:
-        node = nodes.get(host, {})
+    for host in [h for h in inventory.hosts if h in nodes]:  # the hosts status.yml looked at (--limit)
+        node = nodes[host]
         groups = [g for g in ("loadbalancer", "control_plane", "workers") if host in inventory.groups.get(g, [])]
         reachable = node.get("reachable", False)
         api = api_nodes.get(host)

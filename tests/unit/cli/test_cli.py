@@ -188,6 +188,21 @@ def test_progress_bar_counts_layers_that_reached_hosts_on_a_terminal():
     assert "\r[##########----------] 1/2 layers  node  Swap  1/1 hosts" in out.getvalue()
 
 
+def test_progress_bar_never_shows_more_layers_done_than_the_total():
+    progress = Progress(io.StringIO(), layers_total=1, tty=False, clock=Clock())
+    run_events(progress, RUN[:10])  # preflight and node reached hosts; the estimate said one layer
+    assert progress.progress_bar(width=4) == "[####] 1/1 layers"
+    run_events(progress, RUN[10:])
+    assert progress.layers_done() == 2 and progress.progress_bar(width=4) == "[####] 2/2 layers"
+
+
+def test_host_patterns_beyond_names_and_groups_are_left_to_ansible(fake_inventory):
+    ctx = types.SimpleNamespace(inv=proj.Inventory(LISTING))
+    assert cli.limited_hosts(ctx, "workers:!gpu01") is None
+    assert cli.limited_hosts(ctx, "gpu0*") is None
+    assert cli.limited_hosts(ctx, "workers,lb01") == ["gpu01", "gpu02", "lb01"]
+
+
 def test_progress_without_a_layer_count_counts_plays():
     progress = Progress(io.StringIO(), tty=False)
     run_events(progress, RUN[:2])
@@ -299,11 +314,12 @@ def test_runs_go_through_ansible_runner_with_the_checkouts_settings(monkeypatch,
     assert (call["limit"], call["tags"], call["inventory"]) == ("gpu02", "storage", "inv")
     assert call["envvars"]["ANSIBLE_CONFIG"] == str(ROOT / "ansible.cfg")
     assert call["envvars"]["ANSIBLE_CALLBACKS_ENABLED"] == "gpulab.cluster.summary"
-    assert "GPULAB_SUMMARY_DIR" not in call["envvars"]
-    assert call["cmdline"] == "--diff"
+    assert call["envvars"]["GPULAB_SUMMARY_DIR"] == ""  # overrides the caller's
+    assert "HOME" not in call["envvars"]  # only overrides: the caller's environment is not written to artifacts
+    assert "cmdline" not in call
     assert "layer preflight" in capsys.readouterr().out
     assert cli.main(["--project", str(ROOT), "plan", "--limit", "workers"]) == 0
-    assert fake.calls[1]["cmdline"] == "--diff --check" and fake.calls[1]["limit"] == "workers"
+    assert fake.calls[1]["cmdline"] == "--check --diff" and fake.calls[1]["limit"] == "workers"
     assert "gpu01: 2 change(s) (node 2)" in capsys.readouterr().out
     assert cli.main(["--project", str(ROOT), "add-node", "gpu01,gpu02"]) == 0
     assert fake.calls[2]["extravars"] == {"nodes": "gpu01,gpu02"}
