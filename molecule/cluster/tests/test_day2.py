@@ -73,6 +73,10 @@ def test_reset_and_remove_node_need_confirmation_by_name():
     assert result.returncode != 0 and "removing gpu15 needs -e confirm=gpu15" in result.stdout
     result = playbook("remove_node.yml", "-e", "node=cp01", "-e", "confirm=cp01")
     assert result.returncode != 0 and "cp01 is the first control plane" in result.stdout
+    result = playbook("remove_node.yml", "-e", "node=cp03", "-e", "confirm=cp03")
+    assert result.returncode != 0 and "would leave 2 control planes; etcd needs an odd number" in result.stdout
+    result = playbook("remove_node.yml", "-e", "node=gpu15", "-e", "confirm=gpu15", "--limit", "gpu15")
+    assert result.returncode != 0 and "needs -e confirm=gpu15 and no --limit" in result.stdout
     assert node("gpu15").file(RECORD).exists
 
 
@@ -99,13 +103,16 @@ def test_plan_and_repair_of_a_converged_host_change_nothing():
     assert re.search(r"^layer container_runtime +1 hosts", result.stdout, re.M)
 
 
-@pytest.mark.parametrize("name, own_layers, elsewhere", [
-    ("gpu15", ["preflight", "node", "container_runtime", "nvidia"], None),
-    # A control plane: the load balancer's layer runs too (HAProxy's backends), on lb01 alone.
-    ("cp03", ["preflight", "node", "container_runtime"], "loadbalancer"),
+@pytest.mark.parametrize("name, take_out, own_layers, elsewhere", [
+    ("gpu15", ["remove_node.yml", "-e", "node=gpu15", "-e", "confirm=gpu15"],
+     ["preflight", "node", "container_runtime", "nvidia"], None),
+    # A control plane (remove_node.yml refuses to leave two: reset.yml, as for a lost one): the load balancer's layer
+    # runs too (HAProxy's backends), on lb01 alone.
+    ("cp03", ["reset.yml", "-e", "nodes=cp03", "-e", "confirm=cp03"],
+     ["preflight", "node", "container_runtime"], "loadbalancer"),
 ])
-def test_remove_node_then_add_node_touches_only_that_host(name, own_layers, elsewhere):
-    result = playbook("remove_node.yml", "-e", "node=" + name, "-e", "confirm=" + name)
+def test_take_out_then_add_node_touches_only_that_host(name, take_out, own_layers, elsewhere):
+    result = playbook(*take_out)
     assert result.returncode == 0, result.stdout + result.stderr
     host = node(name)
     assert not host.file(RECORD).exists
