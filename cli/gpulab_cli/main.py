@@ -30,8 +30,9 @@ def run_playbook(ctx, playbook, limit=None, tags=None, extravars=None, check=Fal
     # into the run's artifacts (env/envvars), where secrets of the caller's environment do not belong.
     env = proj.ansible_overrides(ctx.project)
     env.update({"ANSIBLE_CALLBACKS_ENABLED": "gpulab.cluster.summary", "GPULAB_SUMMARY_FILE": str(summary_file),
-                # the run's summary goes to its own folder, never into another tool's
-                "GPULAB_SUMMARY_DIR": ""})
+                # The run's summaries go into its own folder, never into another tool's (an empty value would be
+                # a path option's current directory).
+                "GPULAB_SUMMARY_DIR": str(folder / "summaries")})
     progress = Progress(out, layers_total=layers_total)
     # Diffs (file contents) only for a plan: the artifacts of other runs keep no copies of configuration files.
     cmdline = ["--check", "--diff"] if check else []

@@ -314,7 +314,8 @@ def test_runs_go_through_ansible_runner_with_the_checkouts_settings(monkeypatch,
     assert (call["limit"], call["tags"], call["inventory"]) == ("gpu02", "storage", "inv")
     assert call["envvars"]["ANSIBLE_CONFIG"] == str(ROOT / "ansible.cfg")
     assert call["envvars"]["ANSIBLE_CALLBACKS_ENABLED"] == "gpulab.cluster.summary"
-    assert call["envvars"]["GPULAB_SUMMARY_DIR"] == ""  # overrides the caller's
+    # overrides the caller's, inside the run's own folder
+    assert call["envvars"]["GPULAB_SUMMARY_DIR"] == call["private_data_dir"] + "/summaries"
     assert "HOME" not in call["envvars"]  # only overrides: the caller's environment is not written to artifacts
     assert "cmdline" not in call
     assert "layer preflight" in capsys.readouterr().out
