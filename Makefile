@@ -12,7 +12,7 @@ LAB := $(CURDIR)/lab/gpulab-lab
 SANITY_DIR := $(CURDIR)/build/sanity/ansible_collections/gpulab/cluster
 
 .PHONY: help deps venv lab-up lab-down lab-status demo site test test-quick test-unit test-syntax \
-        test-sanity test-lint test-molecule perf molecule-cluster molecule-lb-pair molecule-node molecule-osd docs docs-check \
+        test-sanity test-lint test-molecule perf ddp-smoke-cpu molecule-cluster molecule-lb-pair molecule-node molecule-osd docs docs-check \
         changelog-lint manifests clean
 
 help:
@@ -53,6 +53,9 @@ demo: deps venv lab-up
 # docs/performance.md's numbers (recreates the lab; about 25 minutes on 2 cores).
 perf: deps venv
 	scripts/measure-performance
+
+ddp-smoke-cpu:
+	scripts/ddp-smoke-cpu
 
 test: test-quick test-sanity test-molecule
 	@echo "make test: all suites passed"
