@@ -14,10 +14,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import hashlib
 import json
 import re
 import zlib
+
+from ansible.module_utils.six.moves.urllib.parse import urlparse
+
+from ansible_collections.gpulab.cluster.plugins.module_utils._tenants import quantity
+from ansible_collections.gpulab.cluster.plugins.module_utils._toml import TomlDocument, TomlError
 
 # Folder names (path segments) of each part in example/kustomization.yaml, in the order they are installed.
 # The kubeflow namespace comes before Istio: Istio's kubeflow-istio-resources (the kubeflow-gateway) live in it.
@@ -151,20 +157,25 @@ def check_needs(components):
         raise KubeflowError("; ".join(missing) + ": add them to components")
 
 
-def part_names(components):
+def platform_names(auth="dex"):
+    """The platform parts for the sign-in ``auth``: with an external OpenID Connect provider there is no Dex."""
+    return [name for name, _folders in PLATFORM if not (name == "dex" and auth == "oidc")]
+
+
+def part_names(components, auth="dex"):
     """The parts an install of ``components`` applies, in order: the platform, Knative for KServe, the applications."""
     check_needs(components)
-    return [name for name, _folders in PLATFORM] + ([KNATIVE[0]] if "kserve" in components else []) + list(components)
+    return platform_names(auth) + ([KNATIVE[0]] if "kserve" in components else []) + list(components)
 
 
-def select(paths, components):
+def select(paths, components, auth="dex"):
     """[(part, [paths])] to build and apply, platform first, then the applications in the order asked.
 
     Refuses a component whose folder the release does not list, and an application without the ones it needs.
     """
     table = PLATFORM + (KNATIVE,) + APPLICATIONS
-    parts = [(name, [p for p in paths if _owner(p, table) == name]) for name in part_names(components)]
-    platform = [name for name, _folders in PLATFORM]
+    parts = [(name, [p for p in paths if _owner(p, table) == name]) for name in part_names(components, auth)]
+    platform = platform_names(auth)
     absent = [name for name, found in parts if not found and name in platform]
     if absent:
         raise KubeflowError("%s of this release lists no %s; it is not a kubeflow/manifests release this module can "
@@ -232,3 +243,194 @@ def set_dex_users(objects, users, yaml_module, connectors=None, clients=None):
             template = obj.setdefault("spec", {}).setdefault("template", {})
             template.setdefault("metadata", {}).setdefault("annotations", {})[DEX_USERS_ANNOTATION] = digest
     return changed
+
+
+# oauth2-proxy's configuration in the release (common/oauth2-proxy/base): its oauth2_proxy.cfg (TOML) in a ConfigMap,
+# its client and cookie secrets in a Secret. The settings below point at Kubeflow's own Dex (an in-cluster token
+# endpoint, a relative login URL, no discovery, Dex's prompt), and go when an external provider signs users in.
+OAUTH2_PROXY_CONFIG = "oauth2_proxy.cfg"
+OAUTH2_PROXY_SECRET_KEYS = ("client-id", "client-secret", "cookie-secret")
+DEX_ONLY_SETTINGS = ("skip_oidc_discovery", "login_url", "redeem_url", "oidc_jwks_url", "prompt")
+DEX_ROUTE = "^/dex/"
+OIDC_ANNOTATION = "gpulab.lan/oidc-digest"
+
+
+def cookie_secret(client_secret):
+    """oauth2-proxy's cookie secret, derived from the client secret (32 characters), so that no published secret of the
+    release signs the cookies and a second run gives the same one."""
+    return hashlib.sha256(("gpulab-oauth2-proxy-cookie:" + client_secret).encode("utf-8")).hexdigest()[:32]
+
+
+def _of_kind(objects, kind):
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def set_oidc(objects, issuer, client_id, client_secret, scope):
+    """Point the release's oauth2-proxy (the objects of the oauth2_proxy part) at an external OpenID Connect provider
+    instead of Kubeflow's Dex: its configuration (issuer, scope, discovery instead of Dex's endpoints, no unauthenticated
+    /dex/ route), its client and cookie secrets, and Istio's RequestAuthentication that trusted Dex's tokens. Refuses
+    a build that lacks any of them, naming what is missing. Returns Dex's issuer URL as the release had it."""
+    configs = [o for o in _of_kind(objects, "ConfigMap") if OAUTH2_PROXY_CONFIG in (o.get("data") or {})]
+    if len(configs) != 1:
+        raise KubeflowError("the build of oauth2_proxy has %d ConfigMaps with %s (one expected); auth=oidc cannot be "
+                            "set; use auth=dex, or a release whose oauth2-proxy has one" % (
+                                len(configs), OAUTH2_PROXY_CONFIG))
+    try:
+        config = TomlDocument(configs[0]["data"][OAUTH2_PROXY_CONFIG])
+        dex_issuer = config.get(["oidc_issuer_url"])
+        config.set(["oidc_issuer_url"], issuer)
+        config.set(["scope"], scope)
+        for key in DEX_ONLY_SETTINGS:
+            config.remove([key])
+        routes = config.get(["skip_auth_routes"])
+        if isinstance(routes, list) and DEX_ROUTE in routes:
+            config.set(["skip_auth_routes"], [route for route in routes if route != DEX_ROUTE])
+        if config.get(["provider_display_name"]) is not None:
+            config.set(["provider_display_name"], urlparse(issuer).hostname or issuer)
+    except TomlError as exc:
+        raise KubeflowError("oauth2-proxy's %s in this release cannot be edited: %s" % (OAUTH2_PROXY_CONFIG, exc))
+    if not dex_issuer:
+        raise KubeflowError("oauth2-proxy's %s in this release has no oidc_issuer_url; auth=oidc cannot be set"
+                            % OAUTH2_PROXY_CONFIG)
+    configs[0]["data"][OAUTH2_PROXY_CONFIG] = config.text
+    secrets = [o for o in _of_kind(objects, "Secret")
+               if all(key in (o.get("data") or {}) or key in (o.get("stringData") or {})
+                      for key in OAUTH2_PROXY_SECRET_KEYS)]
+    if len(secrets) != 1:
+        raise KubeflowError("the build of oauth2_proxy has %d Secrets with %s (one expected); auth=oidc cannot be set"
+                            % (len(secrets), ", ".join(OAUTH2_PROXY_SECRET_KEYS)))
+    values = dict(zip(OAUTH2_PROXY_SECRET_KEYS, (client_id, client_secret, cookie_secret(client_secret))))
+    secret = secrets[0]
+    secret.pop("stringData", None)
+    secret.setdefault("data", {}).update(
+        (key, base64.b64encode(value.encode("utf-8")).decode("ascii")) for key, value in values.items())
+    trusted = 0
+    for policy in _of_kind(objects, "RequestAuthentication"):
+        for rule in (policy.get("spec") or {}).get("jwtRules") or []:
+            if rule.get("issuer") == dex_issuer:
+                rule["issuer"] = issuer
+                rule.pop("jwksUri", None)  # Istio finds the keys through the issuer's discovery document
+                trusted += 1
+    if not trusted:
+        raise KubeflowError("no RequestAuthentication of oauth2_proxy trusts Dex's issuer %s; auth=oidc cannot be set"
+                            % dex_issuer)
+    # oauth2-proxy reads its configuration only when it starts; a digest of it in the pod template restarts it.
+    digest = hashlib.sha256(json.dumps([issuer, client_id, scope, cookie_secret(client_secret)]).encode("utf-8"))
+    for deployment in _of_kind(objects, "Deployment"):
+        if deployment.get("metadata", {}).get("name") == "oauth2-proxy":
+            template = deployment.setdefault("spec", {}).setdefault("template", {})
+            template.setdefault("metadata", {}).setdefault("annotations", {})[OIDC_ANNOTATION] = digest.hexdigest()
+    return dex_issuer
+
+
+def _workloads(parts):
+    """(part, object) for each Deployment and StatefulSet of the parts."""
+    for name, objects in parts:
+        for obj in objects:
+            if obj.get("kind") in ("Deployment", "StatefulSet") and str(obj.get("apiVersion", "")).startswith("apps/"):
+                yield name, obj
+
+
+def _where(obj):
+    meta = obj.get("metadata") or {}
+    return "%s %s/%s" % (obj["kind"], meta.get("namespace") or "-", meta.get("name"))
+
+
+def _containers(obj):
+    return ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+
+
+def _check_quantities(values, where):
+    for key, value in sorted((values or {}).items()):
+        if quantity(value) is None:
+            raise KubeflowError("%s.%s %r is not a Kubernetes quantity (like 250m, 512Mi, 2Gi)" % (where, key, value))
+
+
+# Istio's per-pod annotations for the resources of the sidecar it injects (istio.io, "Resource Annotations").
+SIDECAR_ANNOTATIONS = {("requests", "cpu"): "sidecar.istio.io/proxyCPU",
+                       ("requests", "memory"): "sidecar.istio.io/proxyMemory",
+                       ("limits", "cpu"): "sidecar.istio.io/proxyCPULimit",
+                       ("limits", "memory"): "sidecar.istio.io/proxyMemoryLimit"}
+
+
+def _set_sidecar(obj, sidecar, where):
+    """Istio's sidecar resources as annotations of the pod template; refuses keys other than cpu and memory."""
+    annotations = obj.setdefault("spec", {}).setdefault("template", {}).setdefault("metadata", {}).setdefault(
+        "annotations", {})
+    for field in ("requests", "limits"):
+        for key, value in sorted((sidecar.get(field) or {}).items()):
+            if (field, key) not in SIDECAR_ANNOTATIONS:
+                raise KubeflowError("%s.sidecar.%s.%s: Istio sets only cpu and memory of its sidecar" % (
+                    where, field, key))
+            annotations[SIDECAR_ANNOTATIONS[(field, key)]] = str(value)
+    request = quantity(annotations.get(SIDECAR_ANNOTATIONS[("requests", "memory")]))
+    limit = quantity(annotations.get(SIDECAR_ANNOTATIONS[("limits", "memory")]))
+    if request is not None and limit is not None and request > limit:
+        raise KubeflowError("%s: the sidecar's memory request of %s is above its limit" % (where, _where(obj)))
+
+
+def set_resources(parts, entries):
+    """Set the requests and limits of ``entries`` ({name, namespace, container, requests, limits, sidecar}) on the
+    release's Deployments and StatefulSets; what is given replaces the release's requests (or limits) of that
+    container; ``sidecar`` ({requests, limits}) becomes Istio's annotations for the sidecar it injects. Refuses an
+    entry that names no workload or container of the parts, a value that is no quantity, and a request above its
+    limit. Returns the containers set, as "Kind namespace/name container"."""
+    done = []
+    for index, entry in enumerate(entries):
+        where = "resources[%d]" % index
+        for field in ("requests", "limits"):
+            _check_quantities(entry.get(field), "%s.%s" % (where, field))
+            _check_quantities((entry.get("sidecar") or {}).get(field), "%s.sidecar.%s" % (where, field))
+        found = [obj for _part, obj in _workloads(parts) if obj["metadata"].get("name") == entry["name"] and
+                 entry.get("namespace") in (None, obj["metadata"].get("namespace"))]
+        if not found:
+            raise KubeflowError("%s names %s%s, which no component being installed has as a Deployment or "
+                                "StatefulSet; fix the name (kustomize build of the release shows them) or remove the "
+                                "entry" % (where, entry["name"], " in %s" % entry["namespace"]
+                                           if entry.get("namespace") else ""))
+        for obj in found:
+            containers = [c for c in _containers(obj) if entry.get("container") in (None, c.get("name"))]
+            if not containers:
+                raise KubeflowError("%s: %s has no container %s (it has %s)" % (
+                    where, _where(obj), entry["container"], ", ".join(c.get("name") for c in _containers(obj))))
+            for container in containers:
+                resources = container.setdefault("resources", {})
+                for field in ("requests", "limits"):
+                    if entry.get(field) is not None:
+                        resources[field] = dict(entry[field])
+                requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+                for key in sorted(set(requests) & set(limits)):
+                    if quantity(requests[key]) > quantity(limits[key]):
+                        raise KubeflowError("%s: the %s request of %s, container %s, %s, is above its limit %s" % (
+                            where, key, _where(obj), container.get("name"), requests[key], limits[key]))
+                done.append("%s %s" % (_where(obj), container.get("name")))
+            if entry.get("sidecar"):
+                _set_sidecar(obj, entry["sidecar"], where)
+    return done
+
+
+def memory_of(parts):
+    """{part: {requests, limits (bytes, containers x replicas), unbounded: [containers without a memory request]}}
+    of the parts' Deployments and StatefulSets: their containers, and Istio's sidecar where the pod template's
+    annotations give its memory (init containers, and sidecars without those annotations, are not counted)."""
+    totals = dict((name, dict(requests=0, limits=0, unbounded=[])) for name, _objects in parts)
+    for name, obj in _workloads(parts):
+        replicas = (obj.get("spec") or {}).get("replicas", 1)
+        replicas = 1 if replicas is None else int(replicas)
+        annotations = ((obj.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+        sidecar = dict(name="istio-proxy (sidecar)", resources=dict(
+            requests=dict(memory=annotations.get(SIDECAR_ANNOTATIONS[("requests", "memory")])),
+            limits=dict(memory=annotations.get(SIDECAR_ANNOTATIONS[("limits", "memory")]))))
+        counted = sidecar["resources"]["requests"]["memory"] or sidecar["resources"]["limits"]["memory"]
+        for container in _containers(obj) + ([sidecar] if counted else []):
+            resources = container.get("resources") or {}
+            request = quantity((resources.get("requests") or {}).get("memory"))
+            limit = quantity((resources.get("limits") or {}).get("memory"))
+            if request is None:
+                # the API server takes a container's limit as its request when only the limit is set
+                request = limit
+            if request is None:
+                totals[name]["unbounded"].append("%s %s" % (_where(obj), container.get("name")))
+            totals[name]["requests"] += int(request or 0) * replicas
+            totals[name]["limits"] += int(limit or 0) * replicas
+    return totals

@@ -94,7 +94,13 @@ options:
   auth:
     description:
       - V(dex) installs Dex and oauth2-proxy, with the static users of O(dex_users).
-      - V(oidc) installs oauth2-proxy only, against the external OpenID Connect provider of O(oidc_issuer_url).
+      - V(oidc) installs oauth2-proxy only, against the external OpenID Connect provider of O(oidc_issuer_url) (for
+        example the site's Keycloak), and no Dex. oauth2-proxy finds the provider's endpoints through its discovery
+        document, uses the client O(oidc_client_id) and O(oidc_client_secret) and asks for O(oidc_scope); Istio's
+        RequestAuthentication that trusted Dex's tokens trusts the provider's instead and still takes the user from
+        the C(email) claim. The provider must have the redirect URI C(<dashboard_url>oauth2/callback) registered for
+        the client, and its issuer must be reachable from the cluster's pods (istiod fetches its keys).
+      - Switching an installed Kubeflow from V(dex) to V(oidc) leaves the Dex of the earlier install running, unused.
     type: str
     choices: [dex, oidc]
     default: dex
@@ -195,7 +201,16 @@ options:
     description:
       - Client secret registered for Kubeflow at the provider, with O(auth=oidc), required then, refused with
         O(auth=dex). Never returned.
+      - oauth2-proxy's cookie secret is derived from it (the release's own is published), so changing it signs every
+        user out.
     type: str
+  oidc_scope:
+    description:
+      - The scopes oauth2-proxy asks the provider for, with O(auth=oidc); must include V(openid), and V(email) gives
+        the claim Kubeflow takes the user from. Add V(groups) where the provider has such a scope (Dex has; Keycloak
+        needs a client scope of that name).
+    type: str
+    default: openid profile email
   patches:
     description:
       - Kustomize patches applied over the release when it is built (resource requests and limits fitted to small
@@ -237,6 +252,54 @@ options:
           label_selector:
             description: Label selector, as in C(kubectl get -l).
             type: str
+  resources:
+    description:
+      - Requests and limits for the release's Deployments and StatefulSets, set on the built objects before they are
+        applied (the role C(kubeflow) fits the release to 8 GB nodes with them). What an entry gives replaces that
+        container's requests (or limits) in the release; what it leaves out stays.
+      - Refused before anything is applied; an entry that names no Deployment or StatefulSet of the components being
+        installed, or no container of it, a value that is no Kubernetes quantity, a request above its limit.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description:
+          - The Deployment or StatefulSet.
+        type: str
+        required: true
+      namespace:
+        description:
+          - Its namespace; when omitted, every workload of that name.
+        type: str
+      container:
+        description:
+          - The container; when omitted, every container of the workload (not init containers).
+        type: str
+      requests:
+        description:
+          - The container's requests by resource name, for example C(cpu) V(50m) and C(memory) V(128Mi).
+        type: dict
+      limits:
+        description:
+          - The container's limits by resource name, for example C(memory) V(256Mi).
+        type: dict
+      sidecar:
+        description:
+          - Requests and limits of the Istio sidecar injected into the workload's pods (Istio's default in Kubeflow
+            1.10 asks 128Mi each), with C(requests) and C(limits) of C(cpu) and C(memory); they become the pod
+            template's annotations C(sidecar.istio.io/proxyMemory), C(proxyMemoryLimit), C(proxyCPU) and
+            C(proxyCPULimit), and count towards O(memory_budget).
+        type: dict
+  memory_budget:
+    description:
+      - The memory the install may ask for in all, a Kubernetes quantity such as V(6Gi) (the memory requests of every
+        container of the components' Deployments and StatefulSets times their replicas; a container with only a limit
+        counts with its limit; Istio's sidecar where O(resources[].sidecar) gives its memory). An install asking for
+        more is refused before anything is applied, with the parts that ask most named. Sidecars without those
+        annotations are not counted.
+      - The result's RV(memory) reports the totals whether or not a budget is given.
+    type: str
   kubeconfig:
     description:
       - Path to the kubeconfig file. When omitted, the C(kubernetes) client's default (E(KUBECONFIG), then
@@ -310,7 +373,9 @@ notes:
     waited for before the next, so that Istio's injection and cert-manager's webhook serve the parts after them.
   - The Kubernetes range of a release is its validated minor (from the Kubeflow release notes; 1.9 - 1.29,
     1.10 - 1.32) and one minor on either side.
-  - O(auth=oidc) is not implemented yet and is refused before anything is applied.
+  - With O(auth=oidc) the module changes the release's oauth2-proxy configuration, its Secret and the
+    RequestAuthentication C(dex-jwt) in the build; a release whose oauth2-proxy lacks any of them is refused before
+    anything is applied.
 requirements:
   - kubernetes >= 24.2.0 (Python library)
 seealso:
@@ -531,6 +596,21 @@ dashboard_url:
   returned: always
   type: str
   sample: http://192.168.50.240/
+memory:
+  description:
+    - The memory the components ask for (memory requests of their Deployments' and StatefulSets' containers times
+      replicas; a container with only a limit counts with its limit; Istio's sidecars not counted), in MiB, in all
+      and per part, after O(resources); the budget O(memory_budget); the containers that ask for none.
+    - Null when the module stopped before the build.
+  returned: always
+  type: dict
+  sample:
+    requests_mib: 5310
+    limits_mib: 9728
+    budget_mib: 6144
+    parts:
+      pipelines: {requests_mib: 2410, limits_mib: 4096}
+    without_request: ["Deployment kubeflow/metadata-envoy-deployment container"]
 """
 
 import os
@@ -541,6 +621,7 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.six.moves.urllib.parse import urlparse
 from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.gpulab.cluster.plugins.module_utils._kubeapply import (
@@ -562,9 +643,13 @@ from ansible_collections.gpulab.cluster.plugins.module_utils._kubeflow import (
     example_paths,
     part_names,
     release_line,
+    memory_of,
     select,
     set_dex_users,
+    set_oidc,
+    set_resources,
 )
+from ansible_collections.gpulab.cluster.plugins.module_utils._tenants import quantity
 
 try:
     import yaml
@@ -647,6 +732,16 @@ def argument_spec():
         oidc_issuer_url=dict(type="str"),
         oidc_client_id=dict(type="str"),
         oidc_client_secret=dict(type="str", no_log=True),
+        oidc_scope=dict(type="str", default="openid profile email"),
+        resources=dict(type="list", elements="dict", default=[], options=dict(
+            name=dict(type="str", required=True),
+            namespace=dict(type="str"),
+            container=dict(type="str"),
+            requests=dict(type="dict"),
+            limits=dict(type="dict"),
+            sidecar=dict(type="dict"),
+        )),
+        memory_budget=dict(type="str"),
         patches=dict(
             type="list",
             elements="dict",
@@ -730,9 +825,21 @@ def check_arguments(module):
         given = [name for name in ("oidc_issuer_url", "oidc_client_id", "oidc_client_secret") if params[name]]
         if given:
             module.fail_json(msg="%s only apply with auth=oidc, not auth=dex" % ", ".join(given), changed=False)
+    else:
+        issuer = urlparse(params["oidc_issuer_url"])
+        if issuer.scheme not in ("https", "http") or not issuer.hostname or issuer.query or issuer.fragment:
+            module.fail_json(msg="oidc_issuer_url %r is not an issuer URL like https://sso.example.org/realms/lab (the "
+                             "provider's 'issuer', exactly as its tokens carry it)" % params["oidc_issuer_url"],
+                             changed=False)
+        if "openid" not in params["oidc_scope"].split():
+            module.fail_json(msg="oidc_scope %r lacks openid; OpenID Connect needs it (default: openid profile email)"
+                             % params["oidc_scope"], changed=False)
     for name in POSITIVE_INTS:
         if params[name] < 1:
             module.fail_json(msg="%s must be at least 1, got %d" % (name, params[name]), changed=False)
+    if params["memory_budget"] is not None and not quantity(params["memory_budget"]):
+        module.fail_json(msg="memory_budget %r is not a Kubernetes quantity above 0 (like 6Gi)" % params["memory_budget"],
+                         changed=False)
     if params["retry_delay"] < 0:
         module.fail_json(msg="retry_delay must not be negative, got %d" % params["retry_delay"], changed=False)
     known = COMPONENTS + PLATFORM_PARTS
@@ -904,7 +1011,7 @@ class Source(object):
             raise KubeflowError("%s has no %s; manifests_dir must be a kubeflow/manifests checkout at %s" % (
                 checkout, EXAMPLE, params["release"]))
         with open(example) as handle:
-            selected = select(example_paths(handle.read()), params["components"])
+            selected = select(example_paths(handle.read()), params["components"], params["auth"])
         base = os.path.dirname(example)
         return [(name, self._build(name, [os.path.normpath(os.path.join(base, p)) for p in paths]))
                 for name, paths in selected]
@@ -912,7 +1019,7 @@ class Source(object):
     def _bundle(self):
         params = self.params
         parts = []
-        for name in part_names(params["components"]):
+        for name in part_names(params["components"], params["auth"]):
             path = os.path.join(params["bundle"], "%s.yaml" % name)
             if not os.path.isfile(path):
                 raise KubeflowError("the bundle has no %s for %s; build it with kustomize from the release, or remove "
@@ -1065,17 +1172,41 @@ def install(module, client, parts, components):
     return results, applier
 
 
+MIB = 1024 * 1024
+
+
+def check_memory(parts, budget, result):
+    """The memory the parts ask for, into the result's ``memory``; refuses an install above ``budget``."""
+    totals = memory_of(parts)
+    asked = sum(t["requests"] for t in totals.values())
+    report = dict(requests_mib=int(asked // MIB), limits_mib=int(sum(t["limits"] for t in totals.values()) // MIB),
+                  budget_mib=int(quantity(budget) // MIB) if budget else None,
+                  parts=dict((name, dict(requests_mib=int(t["requests"] // MIB), limits_mib=int(t["limits"] // MIB)))
+                             for name, t in totals.items()),
+                  without_request=sorted(c for t in totals.values() for c in t["unbounded"]))
+    result["memory"] = report
+    if budget and asked > quantity(budget):
+        largest = sorted(totals.items(), key=lambda item: -item[1]["requests"])[:3]
+        raise KubeflowError("the components ask for %d MiB of memory in all (requests x replicas), more than "
+                            "memory_budget %s (%d MiB); most: %s. Lower their requests with resources, or remove "
+                            "components. Nothing was applied" % (
+                                report["requests_mib"], budget, report["budget_mib"],
+                                ", ".join("%s %d MiB" % (n, t["requests"] // MIB) for n, t in largest)))
+
+
 def run(module, source, result):
     """Everything that may be refused or fail, in order; returns what the result is made of."""
     params = module.params
     release_line(params["release"])
-    if params["auth"] == "oidc":
-        raise KubeflowError("auth=oidc is not implemented in this release of gpulab.cluster.kubeflow (issue #7); "
-                            "use auth=dex with dex_users")
     parts = source.parts()
     for name, objects in parts:
         if name == "dex":
             set_dex_users(objects, params["dex_users"], yaml, params["dex_connectors"], params["dex_static_clients"])
+        if name == "oauth2_proxy" and params["auth"] == "oidc":
+            set_oidc(objects, params["oidc_issuer_url"], params["oidc_client_id"], params["oidc_client_secret"],
+                     params["oidc_scope"])
+    set_resources(parts, params["resources"])
+    check_memory(parts, params["memory_budget"], result)
     try:
         client = KubeClient(params["kubeconfig"], params["context"])
     except ImportError:
@@ -1101,7 +1232,8 @@ def main():
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
     params = module.params
     result = dict(changed=False, release=params["release"], components=[], objects=dict(total=0, created=0, changed=0,
-                  unchanged=0), created=[], changed_objects=[], crds_established=[], retried=[], dashboard_url=None)
+                  unchanged=0), created=[], changed_objects=[], crds_established=[], retried=[], dashboard_url=None,
+                  memory=None)
     source = Source(module)
     result["source"] = source.kind()
     try:

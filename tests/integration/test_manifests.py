@@ -642,6 +642,14 @@ def test_grafana_has_its_own_address_and_no_password_in_its_values(rendered, inv
     assert rendered["platform/dcgm-values.yaml"][0]["serviceMonitor"]["honorLabels"] is True
 
 
+def test_with_the_sites_own_oidc_provider_grafana_does_not_sign_in_through_a_dex_that_is_not_there(tmp_path):
+    rc, log = render(PRODUCTION, str(tmp_path), extra=["-e", "gpulab_kubeflow_auth=oidc"])
+    assert rc == 0, log
+    found = load(str(tmp_path))
+    grafana = found["platform/monitoring-values.yaml"][0]["grafana"]
+    assert "grafana.ini" not in grafana and "envFromSecret" not in grafana
+
+
 def test_only_grafana_and_alloy_reach_the_logs_and_only_grafana_the_metrics(rendered):
     policies = dict((doc["metadata"]["name"], doc["spec"]) for doc in rendered["platform/network-policies.yaml"])
     loki = policies["loki-from-grafana-and-alloy"]

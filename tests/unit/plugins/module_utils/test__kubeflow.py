@@ -134,3 +134,41 @@ def test_a_build_without_dex_configuration_is_refused():
     broken = {"kind": "ConfigMap", "metadata": {"name": "dex"}, "data": {"config.yaml": "issuer: x\n"}}
     with pytest.raises(kf.KubeflowError, match="no staticPasswords"):
         kf.set_dex_users([broken], [], yaml)
+
+
+def test_oidc_installs_no_dex_part():
+    paths = example("example-kustomization-424c673.yaml")
+    parts = [name for name, _paths in kf.select(paths, ["profiles"], auth="oidc")]
+    assert "dex" not in parts and "oauth2_proxy" in parts
+    assert "dex" in [name for name, _paths in kf.select(paths, ["profiles"])]
+
+
+def oauth2_proxy_build():
+    with open(os.path.join(FIXTURES, "oauth2_proxy-7b1ade8.cfg")) as handle:
+        config = handle.read()
+    with open(os.path.join(FIXTURES, "requestauthentication.dex-jwt-032ed47.yaml")) as handle:
+        policy = yaml.safe_load(handle)
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "oauth2-proxy-7f8c"},
+             "data": {"oauth2_proxy.cfg": config}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "oauth2-proxy-9d2b"},
+             "data": {"client-id": "eA==", "client-secret": "eA==", "cookie-secret": "eA=="}},
+            policy]
+
+
+@pytest.mark.parametrize("drop, message", [
+    ("ConfigMap", "the build of oauth2_proxy has 0 ConfigMaps with oauth2_proxy.cfg (one expected)"),
+    ("Secret", "the build of oauth2_proxy has 0 Secrets with client-id, client-secret, cookie-secret (one expected)"),
+    ("RequestAuthentication", "no RequestAuthentication of oauth2_proxy trusts Dex's issuer "
+                              "http://dex.auth.svc.cluster.local:5556/dex"),
+])
+def test_oidc_needs_the_releases_oauth2_proxy_objects(drop, message):
+    objects = [o for o in oauth2_proxy_build() if o["kind"] != drop]
+    with pytest.raises(kf.KubeflowError) as caught:
+        kf.set_oidc(objects, "https://sso.gpulab.lan/realms/gpulab", "kubeflow", "secret", "openid email")
+    assert str(caught.value).startswith(message)
+
+
+def test_the_cookie_secret_is_stable_secret_and_sized_for_oauth2_proxy():
+    first = kf.cookie_secret("client-secret")
+    assert first == kf.cookie_secret("client-secret") != kf.cookie_secret("other")
+    assert len(first) == 32 and "client-secret" not in first

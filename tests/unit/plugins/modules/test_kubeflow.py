@@ -47,10 +47,7 @@ def test_valid_arguments_pass_validation_and_secrets_stay_out(module_harness, mo
     monkeypatch.setattr(kubeflow.Source, "parts", stop)
     failed, result = run_module(kubeflow, args, check_mode=check_mode)
     assert failed and result["changed"] is False
-    if args.get("auth") == "oidc":
-        assert "auth=oidc is not implemented" in result["msg"]
-    else:
-        assert result["msg"] == "Kubeflow v1.10.0: stopped by the test at the source"
+    assert result["msg"] == "Kubeflow v1.10.0: stopped by the test at the source"
     text = json.dumps(result)
     assert PASSWORD_HASH not in text and OIDC_SECRET not in text
 
@@ -120,6 +117,19 @@ def test_dex_connector_ids_are_unique_and_not_local(module_harness, ids):
     failed, result = run_module(kubeflow, dict(BASE, dex_connectors=connectors), check_mode=True)
     assert failed and "dex_connectors: the id %s is used twice or is Dex's own 'local'" % ids[0] in result["msg"]
     assert "s3cret" not in str(result)
+
+
+@pytest.mark.parametrize("issuer", ["sso.gpulab.lan/realms/gpulab", "ftp://sso.gpulab.lan", "https://",
+                                    "https://sso.gpulab.lan/realms/gpulab?x=1"])
+def test_an_issuer_that_is_no_url_is_refused(module_harness, issuer):
+    failed, result = run_module(kubeflow, dict(OIDC, oidc_issuer_url=issuer))
+    assert failed and result["changed"] is False
+    assert result["msg"].startswith("oidc_issuer_url %r is not an issuer URL" % issuer)
+
+
+def test_a_scope_without_openid_is_refused(module_harness):
+    failed, result = run_module(kubeflow, dict(OIDC, oidc_scope="profile email"))
+    assert failed and "oidc_scope 'profile email' lacks openid" in result["msg"]
 
 
 def test_oidc_settings_with_dex_are_refused(module_harness):

@@ -6,6 +6,7 @@
 stand-in API server of tests/unit/plugins/kube_standin.py; fetched over real HTTP from a local server."""
 from __future__ import absolute_import, division, print_function
 
+import base64
 import copy
 import functools
 import http.server
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from ansible_collections.gpulab.cluster.plugins.module_utils import _kubeapply as ka
+from ansible_collections.gpulab.cluster.plugins.module_utils import _toml
 from ansible_collections.gpulab.cluster.plugins.modules import kubeflow
 
 from ..kube_standin import StandIn
@@ -78,6 +80,8 @@ CONTENT = {
         {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "kubeflow-self-signing-issuer"},
          "spec": {"selfSigned": {}}}],
     "common/dex/overlays/oauth2-proxy": "DEX",
+    "common/oauth2-proxy/overlays/m2m-self-signed": "OAUTH2_PROXY",
+    "common/istio-1-22/istio-namespace/base": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}],
     # Istio's resources of the kubeflow namespace (kubeflow/manifests sets namespace: kubeflow on this folder)
     "common/istio-1-22/kubeflow-istio-resources/base": [
         {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
@@ -99,6 +103,38 @@ CONTENT = {
 }
 
 
+# oauth2-proxy as the release builds it (common/oauth2-proxy/base and its istio-external-auth component): the real
+# oauth2_proxy.cfg and RequestAuthentication, the ConfigMap and Secret made by kustomize's generators (hashed names),
+# a Deployment that refers to both.
+OAUTH2_PROXY_KUSTOMIZATION = """resources:
+- objects.yaml
+- requestauthentication.yaml
+configMapGenerator:
+- name: oauth2-proxy
+  namespace: oauth2-proxy
+  files:
+  - oauth2_proxy.cfg
+secretGenerator:
+- name: oauth2-proxy
+  namespace: oauth2-proxy
+  type: Opaque
+  literals:
+  - client-id=kubeflow-oidc-authservice
+  - client-secret=release-example-client-secret
+  - cookie-secret=release-example-cookie-secret
+"""
+
+
+def oauth2_proxy_objects():
+    proxy = deployment("oauth2-proxy", "oauth2-proxy")
+    proxy["spec"]["template"]["spec"]["volumes"] = [{"name": "configmain", "configMap": {"name": "oauth2-proxy"}}]
+    proxy["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "OAUTH2_PROXY_%s" % key.upper().replace("-", "_"),
+         "valueFrom": {"secretKeyRef": {"name": "oauth2-proxy", "key": key}}}
+        for key in ("client-id", "client-secret", "cookie-secret")]
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "oauth2-proxy"}}, proxy]
+
+
 def make_release(root, example="example-kustomization-032ed47.yaml"):
     """A kubeflow/manifests checkout in miniature: the real example file, a tiny kustomization per listed folder."""
     text = fixture(example)
@@ -117,10 +153,18 @@ def make_release(root, example="example-kustomization-032ed47.yaml"):
                 handle.write("---\n")
                 yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "auth"}},
                                     deployment("dex", "auth")], handle)
+            elif content == "OAUTH2_PROXY":
+                yaml.safe_dump_all(oauth2_proxy_objects(), handle)
             else:
                 yaml.safe_dump_all(content, handle)
         with open(os.path.join(folder, "kustomization.yaml"), "w") as handle:
-            handle.write("resources:\n- objects.yaml\n")
+            if content == "OAUTH2_PROXY":
+                handle.write(OAUTH2_PROXY_KUSTOMIZATION)
+                shutil.copy(os.path.join(FIXTURES, "oauth2_proxy-7b1ade8.cfg"), os.path.join(folder, "oauth2_proxy.cfg"))
+                shutil.copy(os.path.join(FIXTURES, "requestauthentication.dex-jwt-032ed47.yaml"),
+                            os.path.join(folder, "requestauthentication.yaml"))
+            else:
+                handle.write("resources:\n- objects.yaml\n")
     return root
 
 
@@ -417,3 +461,166 @@ def test_check_mode_before_the_storage_layer_warns_about_the_storage_class(tmp_p
     failed, result = install(tmp_path, cluster, check_mode=True)
     assert not failed, result.get("msg")
     assert result["changed"] is True
+
+
+# --- auth=oidc: the site's OpenID Connect provider instead of Dex ---------------------------------------------------
+
+OIDC = dict(auth="oidc", dex_users=None, oidc_issuer_url="https://sso.gpulab.lan/realms/gpulab",
+            oidc_client_id="kubeflow", oidc_client_secret="oidc-client-s3cret")
+
+
+def live_of_kind(client, kind, namespace=None):
+    return [o for o in client.live.values()
+            if o["kind"] == kind and (namespace is None or o["metadata"].get("namespace") == namespace)]
+
+
+def decoded(secret):
+    return dict((key, base64.b64decode(value).decode("utf-8")) for key, value in secret["data"].items())
+
+
+def test_oidc_points_oauth2_proxy_and_istio_at_the_provider_and_installs_no_dex(tmp_path, cluster):
+    failed, result = install(tmp_path, cluster, **OIDC)
+    assert not failed, result.get("msg")
+    client = cluster["client"]
+    assert [c["name"] for c in result["components"]][:6] == ["cert_manager", "kubeflow_namespace", "istio",
+                                                             "oauth2_proxy", "network_policies", "kubeflow_roles"]
+    assert not [key for key in applied(client) if key.startswith(("Namespace auth", "ConfigMap dex"))]
+    assert not [key for key in applied(client) if " auth/" in key]
+    (config_map,) = live_of_kind(client, "ConfigMap", "oauth2-proxy")
+    assert config_map["metadata"]["name"].startswith("oauth2-proxy-")  # kustomize's hashed name, kept
+    config = _toml.loads(config_map["data"]["oauth2_proxy.cfg"])
+    assert config["oidc_issuer_url"] == "https://sso.gpulab.lan/realms/gpulab"
+    assert config["scope"] == "openid profile email"
+    for dex_only in ("skip_oidc_discovery", "login_url", "redeem_url", "oidc_jwks_url", "prompt"):
+        assert dex_only not in config
+    assert config["skip_auth_routes"] == []
+    assert config["provider_display_name"] == "sso.gpulab.lan"
+    # the release's other settings stay as they were
+    assert config["api_routes"] == ["/api/", "/apis/", "^/ml_metadata"] and config["cookie_expire"] == "24h"
+    (secret,) = live_of_kind(client, "Secret", "oauth2-proxy")
+    values = decoded(secret)
+    assert values["client-id"] == "kubeflow" and values["client-secret"] == "oidc-client-s3cret"
+    assert len(values["cookie-secret"]) == 32 and values["cookie-secret"] != "release-example-cookie-secret"
+    (policy,) = live_of_kind(client, "RequestAuthentication", "istio-system")
+    (rule,) = policy["spec"]["jwtRules"]
+    assert rule["issuer"] == "https://sso.gpulab.lan/realms/gpulab"
+    assert rule["outputClaimToHeaders"][0] == {"header": "kubeflow-userid", "claim": "email"}
+    proxy = client.live["Deployment oauth2-proxy/oauth2-proxy"]
+    assert "gpulab.lan/oidc-digest" in proxy["spec"]["template"]["metadata"]["annotations"]
+    assert "oidc-client-s3cret" not in json.dumps(result) and values["cookie-secret"] not in json.dumps(result)
+
+
+def test_oidc_second_run_changes_nothing_and_a_new_secret_restarts_oauth2_proxy(tmp_path, cluster):
+    assert not install(tmp_path, cluster, **OIDC)[0]
+    failed, result = install(tmp_path, cluster, **OIDC)
+    assert not failed and result["changed"] is False
+    rotated = dict(OIDC)
+    rotated["oidc_client_secret"] = "rotated"
+    failed, result = install(tmp_path, cluster, **rotated)
+    assert not failed and result["changed"] is True
+    changed = [name for name in result["changed_objects"] if "oauth2-proxy" in name]
+    assert "Deployment/oauth2-proxy/oauth2-proxy" in changed
+    assert [name for name in changed if name.startswith("Secret/oauth2-proxy/oauth2-proxy-")]
+
+
+def test_oidc_check_mode_predicts_the_run(tmp_path, cluster):
+    failed, checked = install(tmp_path, cluster, check_mode=True, **OIDC)
+    assert not failed, checked.get("msg")
+    assert cluster["client"].live == {}
+    failed, result = install(tmp_path, cluster, **OIDC)
+    assert not failed
+    assert checked["created"] == result["created"]
+    assert checked["changed"] is True and result["changed"] is True
+
+
+def test_oidc_with_a_release_whose_istio_does_not_trust_dex_is_refused_before_anything_is_applied(tmp_path, cluster):
+    root = make_release(str(tmp_path / "manifests"))
+    folder = os.path.join(root, "common/oauth2-proxy/overlays/m2m-self-signed")
+    with open(os.path.join(folder, "requestauthentication.yaml")) as handle:
+        text = handle.read()
+    with open(os.path.join(folder, "requestauthentication.yaml"), "w") as handle:
+        handle.write(text.replace("http://dex.auth.svc.cluster.local:5556/dex", "https://elsewhere.example/dex"))
+    failed, result = install(tmp_path, cluster, **OIDC)
+    assert failed and cluster["client"].applied == []
+    assert result["msg"] == ("Kubeflow v1.10.0: no RequestAuthentication of oauth2_proxy trusts Dex's issuer "
+                             "http://dex.auth.svc.cluster.local:5556/dex; auth=oidc cannot be set")
+
+
+# --- resources fitted to small nodes, and the memory budget ---------------------------------------------------------
+
+PIPELINE = {"name": "ml-pipeline", "namespace": "kubeflow", "requests": {"cpu": "50m", "memory": "256Mi"},
+            "limits": {"memory": "512Mi"}}
+
+
+def test_resources_are_set_on_the_release_and_counted_against_the_budget(tmp_path, cluster):
+    failed, result = install(tmp_path, cluster, resources=[PIPELINE,
+                                                           {"name": "training-operator", "limits": {"memory": "1Gi"}}],
+                             memory_budget="2Gi")
+    assert not failed, result.get("msg")
+    client = cluster["client"]
+    (container,) = client.live["Deployment kubeflow/ml-pipeline"]["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+    memory = result["memory"]
+    # ml-pipeline has 3 replicas; training-operator counts with its limit (the API server's default request)
+    assert memory["parts"]["pipelines"] == {"requests_mib": 768, "limits_mib": 1536}
+    assert memory["parts"]["training_operator"] == {"requests_mib": 1024, "limits_mib": 1024}
+    assert memory["requests_mib"] == 1792 and memory["budget_mib"] == 2048
+    assert "Deployment kubeflow/profiles-deployment profiles-deployment" in memory["without_request"]
+    assert "Deployment kubeflow/ml-pipeline ml-pipeline" not in memory["without_request"]
+    failed, again = install(tmp_path, cluster, resources=[PIPELINE,
+                                                          {"name": "training-operator", "limits": {"memory": "1Gi"}}])
+    assert not failed and again["changed"] is False
+
+
+def test_an_install_above_the_memory_budget_is_refused_before_anything_is_applied(tmp_path, cluster):
+    failed, result = install(tmp_path, cluster, resources=[PIPELINE], memory_budget="700Mi")
+    assert failed and cluster["client"].applied == []
+    assert result["msg"].startswith("Kubeflow v1.10.0: the components ask for 768 MiB of memory in all (requests x "
+                                    "replicas), more than memory_budget 700Mi (700 MiB); most: pipelines 768 MiB, ")
+    assert result["memory"]["requests_mib"] == 768
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"name": "ml-pipelines"}, "resources[0] names ml-pipelines, which no component being installed has"),
+    ({"name": "ml-pipeline", "namespace": "kubeflow-user"}, "resources[0] names ml-pipeline in kubeflow-user, which"),
+    ({"name": "ml-pipeline", "container": "api"}, "resources[0]: Deployment kubeflow/ml-pipeline has no container api "
+                                                  "(it has ml-pipeline)"),
+    ({"name": "ml-pipeline", "requests": {"memory": "2GB "}}, "resources[0].requests.memory '2GB ' is not a Kubernetes"),
+    ({"name": "ml-pipeline", "requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}},
+     "resources[0]: the memory request of Deployment kubeflow/ml-pipeline, container ml-pipeline, 1Gi, is above its "
+     "limit 512Mi"),
+])
+def test_resources_that_fit_nothing_are_refused_before_anything_is_applied(tmp_path, cluster, entry, message):
+    failed, result = install(tmp_path, cluster, resources=[entry])
+    assert failed and cluster["client"].applied == []
+    assert result["msg"].startswith("Kubeflow v1.10.0: " + message)
+
+
+def test_a_budget_that_is_no_quantity_is_refused(tmp_path, cluster):
+    failed, result = install(tmp_path, cluster, memory_budget="six gigs")
+    assert failed and result["msg"] == "memory_budget 'six gigs' is not a Kubernetes quantity above 0 (like 6Gi)"
+
+
+def test_a_sidecar_entry_becomes_istios_annotations_and_counts(tmp_path, cluster):
+    entry = dict(PIPELINE, sidecar={"requests": {"cpu": "10m", "memory": "48Mi"}, "limits": {"memory": "256Mi"}})
+    failed, result = install(tmp_path, cluster, resources=[entry])
+    assert not failed, result.get("msg")
+    template = cluster["client"].live["Deployment kubeflow/ml-pipeline"]["spec"]["template"]
+    assert template["metadata"]["annotations"] == {"sidecar.istio.io/proxyCPU": "10m",
+                                                   "sidecar.istio.io/proxyMemory": "48Mi",
+                                                   "sidecar.istio.io/proxyMemoryLimit": "256Mi"}
+    # 3 replicas x (256Mi + 48Mi); limits 3 x (512Mi + 256Mi)
+    assert result["memory"]["parts"]["pipelines"] == {"requests_mib": 912, "limits_mib": 2304}
+
+
+@pytest.mark.parametrize("sidecar, message", [
+    ({"requests": {"ephemeral-storage": "1Gi"}}, "resources[0].sidecar.requests.ephemeral-storage: Istio sets only cpu "
+                                                 "and memory of its sidecar"),
+    ({"requests": {"memory": "1Gi"}, "limits": {"memory": "128Mi"}},
+     "resources[0]: the sidecar's memory request of Deployment kubeflow/ml-pipeline is above"),
+    ({"limits": {"memory": "lots"}}, "resources[0].sidecar.limits.memory 'lots' is not a Kubernetes quantity"),
+])
+def test_a_sidecar_entry_that_istio_cannot_take_is_refused(tmp_path, cluster, sidecar, message):
+    failed, result = install(tmp_path, cluster, resources=[{"name": "ml-pipeline", "sidecar": sidecar}])
+    assert failed and cluster["client"].applied == []
+    assert result["msg"].startswith("Kubeflow v1.10.0: " + message)
