@@ -19,8 +19,7 @@ import hashlib
 import json
 import re
 import zlib
-
-from ansible.module_utils.six.moves.urllib.parse import urlparse
+from urllib.parse import urlparse
 
 from ansible_collections.gpulab.cluster.plugins.module_utils._tenants import quantity
 from ansible_collections.gpulab.cluster.plugins.module_utils._toml import TomlDocument, TomlError
@@ -251,6 +250,7 @@ def set_dex_users(objects, users, yaml_module, connectors=None, clients=None):
 OAUTH2_PROXY_CONFIG = "oauth2_proxy.cfg"
 OAUTH2_PROXY_SECRET_KEYS = ("client-id", "client-secret", "cookie-secret")
 DEX_ONLY_SETTINGS = ("skip_oidc_discovery", "login_url", "redeem_url", "oidc_jwks_url", "prompt")
+SIDECAR_INJECT = "sidecar.istio.io/inject"
 DEX_ROUTE = "^/dex/"
 OIDC_ANNOTATION = "gpulab.lan/oidc-digest"
 
@@ -265,23 +265,39 @@ def _of_kind(objects, kind):
     return [o for o in objects if o.get("kind") == kind]
 
 
-def set_oidc(objects, issuer, client_id, client_secret, scope):
+def _without_dex_settings(text):
+    """The configuration text without the Dex-only settings and the comment block right above each (which explains
+    them); checked to change nothing else."""
+    before = TomlDocument(text).data
+    for key in DEX_ONLY_SETTINGS:
+        text = re.sub(r"(?m)^(?:#[^\n]*\n)*%s[ \t]*=[^\n]*(?:\n|$)" % re.escape(key), "", text, count=1)
+    after = TomlDocument(text).data
+    if after != dict((key, value) for key, value in before.items() if key not in DEX_ONLY_SETTINGS):
+        raise TomlError("removing %s changed other settings" % ", ".join(DEX_ONLY_SETTINGS))
+    return text
+
+
+def set_oidc(objects, issuer, client_id, client_secret, scope, redirect_url, cookie_refresh):
     """Point the release's oauth2-proxy (the objects of the oauth2_proxy part) at an external OpenID Connect provider
     instead of Kubeflow's Dex: its configuration (issuer, scope, discovery instead of Dex's endpoints, no unauthenticated
-    /dex/ route), its client and cookie secrets, and Istio's RequestAuthentication that trusted Dex's tokens. Refuses
-    a build that lacks any of them, naming what is missing. Returns Dex's issuer URL as the release had it."""
+    /dex/ route, the absolute ``redirect_url`` the provider has registered, sessions refreshed every
+    ``cookie_refresh`` so that the forwarded ID token never expires under Istio's check), its client and cookie
+    secrets, and Istio's RequestAuthentication that trusted Dex's tokens (now the provider's, for this client only).
+    Refuses a build that lacks any of them, naming what is missing. Returns Dex's issuer URL as the release had it."""
     configs = [o for o in _of_kind(objects, "ConfigMap") if OAUTH2_PROXY_CONFIG in (o.get("data") or {})]
     if len(configs) != 1:
         raise KubeflowError("the build of oauth2_proxy has %d ConfigMaps with %s (one expected); auth=oidc cannot be "
                             "set; use auth=dex, or a release whose oauth2-proxy has one" % (
                                 len(configs), OAUTH2_PROXY_CONFIG))
     try:
-        config = TomlDocument(configs[0]["data"][OAUTH2_PROXY_CONFIG])
+        config = TomlDocument(_without_dex_settings(configs[0]["data"][OAUTH2_PROXY_CONFIG]))
         dex_issuer = config.get(["oidc_issuer_url"])
         config.set(["oidc_issuer_url"], issuer)
         config.set(["scope"], scope)
-        for key in DEX_ONLY_SETTINGS:
-            config.remove([key])
+        # the provider gets an absolute redirect URI (Dex accepts the release's relative one, others do not)
+        config.set(["redirect_url"], redirect_url)
+        config.set(["relative_redirect_url"], False)
+        config.set(["cookie_refresh"], cookie_refresh)
         routes = config.get(["skip_auth_routes"])
         if isinstance(routes, list) and DEX_ROUTE in routes:
             config.set(["skip_auth_routes"], [route for route in routes if route != DEX_ROUTE])
@@ -310,12 +326,15 @@ def set_oidc(objects, issuer, client_id, client_secret, scope):
             if rule.get("issuer") == dex_issuer:
                 rule["issuer"] = issuer
                 rule.pop("jwksUri", None)  # Istio finds the keys through the issuer's discovery document
+                # a site-wide provider signs tokens for other applications too: only Kubeflow's client's count
+                rule["audiences"] = [client_id]
                 trusted += 1
     if not trusted:
         raise KubeflowError("no RequestAuthentication of oauth2_proxy trusts Dex's issuer %s; auth=oidc cannot be set"
                             % dex_issuer)
     # oauth2-proxy reads its configuration only when it starts; a digest of it in the pod template restarts it.
-    digest = hashlib.sha256(json.dumps([issuer, client_id, scope, cookie_secret(client_secret)]).encode("utf-8"))
+    digest = hashlib.sha256(json.dumps([issuer, client_id, scope, redirect_url, cookie_refresh,
+                                        cookie_secret(client_secret)]).encode("utf-8"))
     for deployment in _of_kind(objects, "Deployment"):
         if deployment.get("metadata", {}).get("name") == "oauth2-proxy":
             template = deployment.setdefault("spec", {}).setdefault("template", {})
@@ -421,7 +440,9 @@ def memory_of(parts):
         sidecar = dict(name="istio-proxy (sidecar)", resources=dict(
             requests=dict(memory=annotations.get(SIDECAR_ANNOTATIONS[("requests", "memory")])),
             limits=dict(memory=annotations.get(SIDECAR_ANNOTATIONS[("limits", "memory")]))))
-        counted = sidecar["resources"]["requests"]["memory"] or sidecar["resources"]["limits"]["memory"]
+        labels = ((obj.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+        injected = "false" not in (str(annotations.get(SIDECAR_INJECT)).lower(), str(labels.get(SIDECAR_INJECT)).lower())
+        counted = injected and (sidecar["resources"]["requests"]["memory"] or sidecar["resources"]["limits"]["memory"])
         for container in _containers(obj) + ([sidecar] if counted else []):
             resources = container.get("resources") or {}
             request = quantity((resources.get("requests") or {}).get("memory"))

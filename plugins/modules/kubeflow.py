@@ -96,10 +96,11 @@ options:
       - V(dex) installs Dex and oauth2-proxy, with the static users of O(dex_users).
       - V(oidc) installs oauth2-proxy only, against the external OpenID Connect provider of O(oidc_issuer_url) (for
         example the site's Keycloak), and no Dex. oauth2-proxy finds the provider's endpoints through its discovery
-        document, uses the client O(oidc_client_id) and O(oidc_client_secret) and asks for O(oidc_scope); Istio's
-        RequestAuthentication that trusted Dex's tokens trusts the provider's instead and still takes the user from
-        the C(email) claim. The provider must have the redirect URI C(<dashboard_url>oauth2/callback) registered for
-        the client, and its issuer must be reachable from the cluster's pods (istiod fetches its keys).
+        document, uses the client O(oidc_client_id) and O(oidc_client_secret), asks for O(oidc_scope), sends users
+        back to O(oidc_redirect_url) and refreshes sessions every O(oidc_cookie_refresh); Istio's
+        RequestAuthentication that trusted Dex's tokens trusts the provider's instead, only those issued to
+        O(oidc_client_id), and still takes the user from the C(email) claim. The provider's issuer must be reachable
+        from the cluster's pods (istiod fetches its keys) with a certificate the system CAs trust.
       - Switching an installed Kubeflow from V(dex) to V(oidc) leaves the Dex of the earlier install running, unused.
     type: str
     choices: [dex, oidc]
@@ -204,6 +205,20 @@ options:
       - oauth2-proxy's cookie secret is derived from it (the release's own is published), so changing it signs every
         user out.
     type: str
+  oidc_redirect_url:
+    description:
+      - The absolute URL the provider sends users back to after they signed in, C(<dashboard_url>oauth2/callback), for
+        example V(http://192.168.50.242/oauth2/callback); it must be registered for O(oidc_client_id) at the provider.
+        With O(auth=oidc), required then, refused with O(auth=dex).
+    type: str
+  oidc_cookie_refresh:
+    description:
+      - How often oauth2-proxy refreshes a session with the provider's refresh token (a Go duration such as V(4m)),
+        with O(auth=oidc). It must be shorter than the lifetime of the provider's ID tokens (Keycloak's default is 5
+        minutes), since oauth2-proxy forwards the ID token and Istio refuses it once it has expired. V(0) never refreshes
+        (only for providers whose tokens live as long as oauth2-proxy's C(cookie_expire), 24 hours, as Dex's do).
+    type: str
+    default: 4m
   oidc_scope:
     description:
       - The scopes oauth2-proxy asks the provider for, with O(auth=oidc); must include V(openid), and V(email) gives
@@ -455,6 +470,7 @@ EXAMPLES = r"""
     oidc_issuer_url: https://sso.gpulab.lan/realms/gpulab
     oidc_client_id: kubeflow
     oidc_client_secret: "{{ gpulab_kubeflow_oidc_secret }}"
+    oidc_redirect_url: http://192.168.50.242/oauth2/callback
     components: [central_dashboard, profiles, admission_webhook, notebooks, training_operator]
   check_mode: true
   diff: true
@@ -599,7 +615,8 @@ dashboard_url:
 memory:
   description:
     - The memory the components ask for (memory requests of their Deployments' and StatefulSets' containers times
-      replicas; a container with only a limit counts with its limit; Istio's sidecars not counted), in MiB, in all
+      replicas; a container with only a limit counts with its limit; Istio's sidecar where O(resources[].sidecar)
+      gives its memory and the pod is not excluded from injection), in MiB, in all
       and per part, after O(resources); the budget O(memory_budget); the containers that ask for none.
     - Null when the module stopped before the build.
   returned: always
@@ -614,14 +631,15 @@ memory:
 """
 
 import os
+import re
 import shutil
 import tarfile
 import tempfile
 import time
 import traceback
+from urllib.parse import urlparse
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.six.moves.urllib.parse import urlparse
 from ansible.module_utils.urls import fetch_url
 
 from ansible_collections.gpulab.cluster.plugins.module_utils._kubeapply import (
@@ -733,6 +751,8 @@ def argument_spec():
         oidc_client_id=dict(type="str"),
         oidc_client_secret=dict(type="str", no_log=True),
         oidc_scope=dict(type="str", default="openid profile email"),
+        oidc_redirect_url=dict(type="str"),
+        oidc_cookie_refresh=dict(type="str", default="4m"),
         resources=dict(type="list", elements="dict", default=[], options=dict(
             name=dict(type="str", required=True),
             namespace=dict(type="str"),
@@ -786,7 +806,7 @@ MODULE_RULES = dict(
     ],
     required_if=[
         ("auth", "dex", ("dex_users",)),
-        ("auth", "oidc", ("oidc_issuer_url", "oidc_client_id", "oidc_client_secret")),
+        ("auth", "oidc", ("oidc_issuer_url", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url")),
     ],
 )
 
@@ -798,6 +818,7 @@ def build_module():
 
 PLATFORM_PARTS = ["cert_manager", "istio", "kubeflow_namespace", "kubeflow_roles", "network_policies", "dex", "oauth2_proxy"]
 
+GO_DURATION = re.compile(r"^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$")
 POSITIVE_INTS = ("crd_timeout", "webhook_timeout", "retries", "apply_timeout", "wait_timeout")
 
 
@@ -822,7 +843,8 @@ def check_arguments(module):
         module.fail_json(msg="dex_connectors: the id %s is used twice or is Dex's own 'local'; give each connector "
                          "its own id" % ", ".join(repeated), changed=False)
     if params["auth"] == "dex":
-        given = [name for name in ("oidc_issuer_url", "oidc_client_id", "oidc_client_secret") if params[name]]
+        given = [name for name in ("oidc_issuer_url", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url")
+                 if params[name]]
         if given:
             module.fail_json(msg="%s only apply with auth=oidc, not auth=dex" % ", ".join(given), changed=False)
     else:
@@ -831,6 +853,13 @@ def check_arguments(module):
             module.fail_json(msg="oidc_issuer_url %r is not an issuer URL like https://sso.example.org/realms/lab (the "
                              "provider's 'issuer', exactly as its tokens carry it)" % params["oidc_issuer_url"],
                              changed=False)
+        redirect = urlparse(params["oidc_redirect_url"])
+        if redirect.scheme not in ("https", "http") or not redirect.hostname:
+            module.fail_json(msg="oidc_redirect_url %r is not an absolute URL like http://192.168.50.242/oauth2/callback "
+                             "(Kubeflow's address, then /oauth2/callback)" % params["oidc_redirect_url"], changed=False)
+        if not GO_DURATION.match(params["oidc_cookie_refresh"]):
+            module.fail_json(msg="oidc_cookie_refresh %r is not a duration like 4m or 1h30m (0 never refreshes)"
+                             % params["oidc_cookie_refresh"], changed=False)
         if "openid" not in params["oidc_scope"].split():
             module.fail_json(msg="oidc_scope %r lacks openid; OpenID Connect needs it (default: openid profile email)"
                              % params["oidc_scope"], changed=False)
@@ -1204,7 +1233,7 @@ def run(module, source, result):
             set_dex_users(objects, params["dex_users"], yaml, params["dex_connectors"], params["dex_static_clients"])
         if name == "oauth2_proxy" and params["auth"] == "oidc":
             set_oidc(objects, params["oidc_issuer_url"], params["oidc_client_id"], params["oidc_client_secret"],
-                     params["oidc_scope"])
+                     params["oidc_scope"], params["oidc_redirect_url"], params["oidc_cookie_refresh"])
     set_resources(parts, params["resources"])
     check_memory(parts, params["memory_budget"], result)
     try:

@@ -164,7 +164,8 @@ def oauth2_proxy_build():
 def test_oidc_needs_the_releases_oauth2_proxy_objects(drop, message):
     objects = [o for o in oauth2_proxy_build() if o["kind"] != drop]
     with pytest.raises(kf.KubeflowError) as caught:
-        kf.set_oidc(objects, "https://sso.gpulab.lan/realms/gpulab", "kubeflow", "secret", "openid email")
+        kf.set_oidc(objects, "https://sso.gpulab.lan/realms/gpulab", "kubeflow", "secret", "openid email",
+                    "http://192.168.50.242/oauth2/callback", "4m")
     assert str(caught.value).startswith(message)
 
 
@@ -172,3 +173,22 @@ def test_the_cookie_secret_is_stable_secret_and_sized_for_oauth2_proxy():
     first = kf.cookie_secret("client-secret")
     assert first == kf.cookie_secret("client-secret") != kf.cookie_secret("other")
     assert len(first) == 32 and "client-secret" not in first
+
+
+def sidecar_workload(**template_meta):
+    meta = dict(template_meta, annotations=dict(template_meta.get("annotations") or {},
+                                                **{"sidecar.istio.io/proxyMemory": "48Mi"}))
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "db", "namespace": "kubeflow"},
+            "spec": {"template": {"metadata": meta, "spec": {"containers": [
+                {"name": "db", "resources": {"requests": {"memory": "512Mi"}}}]}}}}
+
+
+@pytest.mark.parametrize("template_meta, counted", [
+    ({}, True),
+    ({"annotations": {"sidecar.istio.io/inject": "false"}}, False),
+    ({"labels": {"sidecar.istio.io/inject": "false"}}, False),
+    ({"labels": {"sidecar.istio.io/inject": "true"}}, True),
+])
+def test_a_sidecar_counts_only_where_istio_injects_one(template_meta, counted):
+    totals = kf.memory_of([("pipelines", [sidecar_workload(**template_meta)])])
+    assert totals["pipelines"]["requests"] == (512 + (48 if counted else 0)) * 1024 * 1024

@@ -24,6 +24,7 @@ OIDC = {
     "oidc_issuer_url": "https://sso.gpulab.lan/realms/gpulab",
     "oidc_client_id": "kubeflow",
     "oidc_client_secret": OIDC_SECRET,
+    "oidc_redirect_url": "http://192.168.50.242/oauth2/callback",
 }
 PATCH = {
     "target": {"kind": "Deployment", "name": "ml-pipeline", "namespace": "kubeflow"},
@@ -77,7 +78,7 @@ def test_dex_needs_users(module_harness):
     assert "auth is dex but all of the following are missing: dex_users" in result["msg"]
 
 
-@pytest.mark.parametrize("missing", ["oidc_issuer_url", "oidc_client_id", "oidc_client_secret"])
+@pytest.mark.parametrize("missing", ["oidc_issuer_url", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url"])
 def test_oidc_needs_issuer_and_client(module_harness, missing):
     args = {key: value for key, value in OIDC.items() if key != missing}
     failed, result = run_module(kubeflow, args)
@@ -125,6 +126,25 @@ def test_an_issuer_that_is_no_url_is_refused(module_harness, issuer):
     failed, result = run_module(kubeflow, dict(OIDC, oidc_issuer_url=issuer))
     assert failed and result["changed"] is False
     assert result["msg"].startswith("oidc_issuer_url %r is not an issuer URL" % issuer)
+
+
+@pytest.mark.parametrize("url", ["/oauth2/callback", "192.168.50.242/oauth2/callback"])
+def test_a_relative_redirect_url_is_refused(module_harness, url):
+    failed, result = run_module(kubeflow, dict(OIDC, oidc_redirect_url=url))
+    assert failed and result["msg"].startswith("oidc_redirect_url %r is not an absolute URL" % url)
+
+
+@pytest.mark.parametrize("value, ok", [("4m", True), ("1h30m", True), ("0", True), ("4 minutes", False), ("", False)])
+def test_the_cookie_refresh_is_a_go_duration(module_harness, monkeypatch, value, ok):
+    def stop(self):
+        raise kubeflow.KubeflowError("stopped by the test at the source")
+    monkeypatch.setattr(kubeflow.Source, "parts", stop)
+    failed, result = run_module(kubeflow, dict(OIDC, oidc_cookie_refresh=value))
+    assert failed
+    if ok:
+        assert result["msg"] == "Kubeflow v1.10.0: stopped by the test at the source"
+    else:
+        assert result["msg"] == "oidc_cookie_refresh %r is not a duration like 4m or 1h30m (0 never refreshes)" % value
 
 
 def test_a_scope_without_openid_is_refused(module_harness):

@@ -466,7 +466,8 @@ def test_check_mode_before_the_storage_layer_warns_about_the_storage_class(tmp_p
 # --- auth=oidc: the site's OpenID Connect provider instead of Dex ---------------------------------------------------
 
 OIDC = dict(auth="oidc", dex_users=None, oidc_issuer_url="https://sso.gpulab.lan/realms/gpulab",
-            oidc_client_id="kubeflow", oidc_client_secret="oidc-client-s3cret")
+            oidc_client_id="kubeflow", oidc_client_secret="oidc-client-s3cret",
+            oidc_redirect_url="http://192.168.50.242/oauth2/callback")
 
 
 def live_of_kind(client, kind, namespace=None):
@@ -495,6 +496,12 @@ def test_oidc_points_oauth2_proxy_and_istio_at_the_provider_and_installs_no_dex(
         assert dex_only not in config
     assert config["skip_auth_routes"] == []
     assert config["provider_display_name"] == "sso.gpulab.lan"
+    # an absolute redirect URI for the provider, sessions refreshed before Keycloak's 5-minute tokens expire
+    assert config["redirect_url"] == "http://192.168.50.242/oauth2/callback" and config["relative_redirect_url"] is False
+    assert config["cookie_refresh"] == "4m"
+    # the comments that explained the removed Dex settings went with them
+    assert "OIDC Discovery has to be skipped" not in config_map["data"]["oauth2_proxy.cfg"]
+    assert "cause dex to always prompt" not in config_map["data"]["oauth2_proxy.cfg"]
     # the release's other settings stay as they were
     assert config["api_routes"] == ["/api/", "/apis/", "^/ml_metadata"] and config["cookie_expire"] == "24h"
     (secret,) = live_of_kind(client, "Secret", "oauth2-proxy")
@@ -503,7 +510,7 @@ def test_oidc_points_oauth2_proxy_and_istio_at_the_provider_and_installs_no_dex(
     assert len(values["cookie-secret"]) == 32 and values["cookie-secret"] != "release-example-cookie-secret"
     (policy,) = live_of_kind(client, "RequestAuthentication", "istio-system")
     (rule,) = policy["spec"]["jwtRules"]
-    assert rule["issuer"] == "https://sso.gpulab.lan/realms/gpulab"
+    assert rule["issuer"] == "https://sso.gpulab.lan/realms/gpulab" and rule["audiences"] == ["kubeflow"]
     assert rule["outputClaimToHeaders"][0] == {"header": "kubeflow-userid", "claim": "email"}
     proxy = client.live["Deployment oauth2-proxy/oauth2-proxy"]
     assert "gpulab.lan/oidc-digest" in proxy["spec"]["template"]["metadata"]["annotations"]
