@@ -82,6 +82,7 @@ CONTENT = {
     "common/dex/overlays/oauth2-proxy": "DEX",
     "common/oauth2-proxy/overlays/m2m-self-signed": "OAUTH2_PROXY",
     "common/istio-1-22/istio-namespace/base": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}],
+    "common/istio-1-22/istio-install/overlays/oauth2-proxy": [service("istio-ingressgateway", "istio-system")],
     # Istio's resources of the kubeflow namespace (kubeflow/manifests sets namespace: kubeflow on this folder)
     "common/istio-1-22/kubeflow-istio-resources/base": [
         {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway",
@@ -163,6 +164,9 @@ def make_release(root, example="example-kustomization-032ed47.yaml"):
                 shutil.copy(os.path.join(FIXTURES, "oauth2_proxy-7b1ade8.cfg"), os.path.join(folder, "oauth2_proxy.cfg"))
                 shutil.copy(os.path.join(FIXTURES, "requestauthentication.dex-jwt-032ed47.yaml"),
                             os.path.join(folder, "requestauthentication.yaml"))
+            elif content == "DEX":
+                # as the release's common/dex/base does: everything of Dex in its namespace
+                handle.write("namespace: auth\nresources:\n- objects.yaml\n")
             else:
                 handle.write("resources:\n- objects.yaml\n")
     return root
@@ -216,7 +220,7 @@ def test_a_release_installs_in_order_with_real_kustomize(tmp_path, cluster):
         "Deployment kubeflow/ml-pipeline")
     # the example user never comes
     assert "Profile kubeflow-user-example-com" not in order
-    dex = client.live["ConfigMap dex"]
+    dex = client.live["ConfigMap auth/dex"]
     config = yaml.safe_load(dex["data"]["config.yaml"])
     assert [u["email"] for u in config["staticPasswords"]] == ["admin@gpulab.lan"]
     assert config["staticPasswords"][0]["hash"] == HASH and "hashFromEnv" not in config["staticPasswords"][0]
@@ -453,7 +457,7 @@ def test_dex_restarts_when_its_users_change(tmp_path, cluster):
     assert not failed
     second = client.live["Deployment auth/dex"]["spec"]["template"]["metadata"]["annotations"]
     assert second != first
-    assert "Deployment/auth/dex" in result["changed_objects"] and "ConfigMap/dex" in result["changed_objects"]
+    assert "Deployment/auth/dex" in result["changed_objects"] and "ConfigMap/auth/dex" in result["changed_objects"]
 
 
 def test_check_mode_before_the_storage_layer_warns_about_the_storage_class(tmp_path, cluster):
@@ -485,7 +489,7 @@ def test_oidc_points_oauth2_proxy_and_istio_at_the_provider_and_installs_no_dex(
     client = cluster["client"]
     assert [c["name"] for c in result["components"]][:6] == ["cert_manager", "kubeflow_namespace", "istio",
                                                              "oauth2_proxy", "network_policies", "kubeflow_roles"]
-    assert not [key for key in applied(client) if key.startswith(("Namespace auth", "ConfigMap dex"))]
+    assert not [key for key in applied(client) if key.startswith(("Namespace auth", "ConfigMap auth/dex"))]
     assert not [key for key in applied(client) if " auth/" in key]
     (config_map,) = live_of_kind(client, "ConfigMap", "oauth2-proxy")
     assert config_map["metadata"]["name"].startswith("oauth2-proxy-")  # kustomize's hashed name, kept
