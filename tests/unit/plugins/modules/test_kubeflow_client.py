@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import tempfile
 
 import pytest
 
@@ -26,8 +27,10 @@ def api(tmp_path, monkeypatch):
     server = ApiServer()
     server.thread.start()
     config = kubeconfig(server, str(tmp_path / "admin.conf"))
-    # the dynamic client caches discovery in a file under the temporary folder; keep each test's own
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    # the dynamic client caches discovery in a file under tempfile.gettempdir(), named after the server's address: keep
+    # each test's own (TMPDIR alone does not do it once the process has asked for the folder, and a cache left in /tmp
+    # by an earlier run whose server had the same port served kinds this server does not)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     yield server, kubeflow.KubeClient(config, None)
     server.httpd.shutdown()
 
