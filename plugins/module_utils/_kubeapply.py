@@ -85,6 +85,26 @@ class ApplyFailed(Exception):
     """The apply stopped; the message names the object and the last error."""
 
 
+def rolled_out(live):
+    """Whether a live Deployment or StatefulSet has rolled out its current spec, as ``kubectl rollout status`` judges:
+    the controller has seen this generation, every replica runs the current template, none of the old ones is left,
+    and the updated ones are available (ready, for a StatefulSet). An old ReplicaSet that is still Available while
+    the new pods crash is not rolled out."""
+    spec, status = live.get("spec") or {}, live.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    wanted = 1 if wanted is None else wanted
+    generation = (live.get("metadata") or {}).get("generation")
+    if generation is not None and status.get("observedGeneration", 0) < generation:
+        return False
+    updated = status.get("updatedReplicas", 0)
+    if live.get("kind") == "StatefulSet":
+        if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
+            return False
+        return status.get("readyReplicas", 0) >= wanted and updated >= wanted
+    return updated >= wanted and status.get("replicas", updated) <= updated and \
+        status.get("availableReplicas", 0) >= updated
+
+
 def group_of(obj):
     api_version = obj.get("apiVersion") or ""
     return api_version.split("/")[0] if "/" in api_version else ""

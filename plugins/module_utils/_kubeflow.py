@@ -255,6 +255,22 @@ DEX_ROUTE = "^/dex/"
 OIDC_ANNOTATION = "gpulab.lan/oidc-digest"
 
 
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_GO_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
+
+
+def go_seconds(text):
+    """A Go duration ("4m", "1h30m", "0") in seconds, or None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    if text == "0":
+        return 0.0
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _GO_UNITS[unit] for number, unit in parts)
+
+
 def cookie_secret(client_secret):
     """oauth2-proxy's cookie secret, derived from the client secret (32 characters), so that no published secret of the
     release signs the cookies and a second run gives the same one."""
@@ -297,6 +313,10 @@ def set_oidc(objects, issuer, client_id, client_secret, scope, redirect_url, coo
         # the provider gets an absolute redirect URI (Dex accepts the release's relative one, others do not)
         config.set(["redirect_url"], redirect_url)
         config.set(["relative_redirect_url"], False)
+        expire = go_seconds(config.get(["cookie_expire"]))
+        if expire and go_seconds(cookie_refresh) >= expire:
+            raise KubeflowError("oidc_cookie_refresh %s is not shorter than the release's cookie_expire %s; oauth2-proxy "
+                                "would not start" % (cookie_refresh, config.get(["cookie_expire"])))
         config.set(["cookie_refresh"], cookie_refresh)
         routes = config.get(["skip_auth_routes"])
         if isinstance(routes, list) and DEX_ROUTE in routes:
@@ -441,7 +461,8 @@ def memory_of(parts):
             requests=dict(memory=annotations.get(SIDECAR_ANNOTATIONS[("requests", "memory")])),
             limits=dict(memory=annotations.get(SIDECAR_ANNOTATIONS[("limits", "memory")]))))
         labels = ((obj.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
-        injected = "false" not in (str(annotations.get(SIDECAR_INJECT)).lower(), str(labels.get(SIDECAR_INJECT)).lower())
+        # Istio reads the label first, then the annotation
+        injected = str(labels.get(SIDECAR_INJECT, annotations.get(SIDECAR_INJECT))).lower() != "false"
         counted = injected and (sidecar["resources"]["requests"]["memory"] or sidecar["resources"]["limits"]["memory"])
         for container in _containers(obj) + ([sidecar] if counted else []):
             resources = container.get("resources") or {}

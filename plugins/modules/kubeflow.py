@@ -23,8 +23,10 @@ description:
   - Retries only errors known to be transient (a kind not yet served after its CRD was created, a webhook not yet
     reachable), at most O(retries) times per object and within O(apply_timeout) in all; when the bound is hit it fails
     with the object and the last error named. Any other error fails at once.
-  - Waits, with O(wait=true), until the Deployments and StatefulSets of each component are Available, with a time limit
-    per component (O(wait_timeout), O(component_timeouts)).
+  - Waits, with O(wait=true), until the Deployments and StatefulSets of each component have rolled out, as
+    C(kubectl rollout status) judges (every replica runs the current template and is available, so a new template
+    whose pods crash is not taken for done while the old pods serve), with a time limit per component
+    (O(wait_timeout), O(component_timeouts)).
   - "Refuses before anything is applied: a release that does not exist, a component not in the release, a cluster
     without a default StorageClass, a Kubernetes version outside the release's supported range."
   - Idempotent; a second run reports changed only when an object's applied fields differ.
@@ -362,12 +364,12 @@ options:
     default: 1800
   wait:
     description:
-      - Wait until the Deployments and StatefulSets of each component are Available.
+      - Wait until the Deployments and StatefulSets of each component have rolled out.
     type: bool
     default: true
   wait_timeout:
     description:
-      - Seconds to wait for each component to be Available, with O(wait=true).
+      - Seconds to wait for each component to roll out, with O(wait=true).
     type: int
     default: 600
   component_timeouts:
@@ -506,7 +508,7 @@ components:
       sample: training_operator
     status:
       description:
-        - V(ready) when its workloads are Available, V(applied) when applied and not waited for (O(wait=false), check
+        - V(ready) when its workloads have rolled out, V(applied) when applied and not waited for (O(wait=false), check
           mode), V(failed) when its wait or apply failed.
       type: str
       sample: ready
@@ -631,7 +633,6 @@ memory:
 """
 
 import os
-import re
 import shutil
 import tarfile
 import tempfile
@@ -653,12 +654,14 @@ from ansible_collections.gpulab.cluster.plugins.module_utils._kubeapply import (
     check_object,
     counts,
     phase,
+    rolled_out,
 )
 from ansible_collections.gpulab.cluster.plugins.module_utils._kubeflow import (
     EXAMPLE,
     KubeflowError,
     check_kubernetes,
     example_paths,
+    go_seconds,
     part_names,
     release_line,
     memory_of,
@@ -818,7 +821,20 @@ def build_module():
 
 PLATFORM_PARTS = ["cert_manager", "istio", "kubeflow_namespace", "kubeflow_roles", "network_policies", "dex", "oauth2_proxy"]
 
-GO_DURATION = re.compile(r"^(0|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$")
+
+def url_of(text):
+    """The parts of an absolute http(s) URL with a host, or None: also for text with spaces or control characters
+    around or in it (which urlparse would drop silently) and for text urlparse cannot read."""
+    if text != text.strip() or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return None
+    try:
+        parts = urlparse(text)
+        host = parts.hostname
+    except ValueError:
+        return None
+    return parts if parts.scheme in ("https", "http") and host else None
+
+
 POSITIVE_INTS = ("crd_timeout", "webhook_timeout", "retries", "apply_timeout", "wait_timeout")
 
 
@@ -848,18 +864,20 @@ def check_arguments(module):
         if given:
             module.fail_json(msg="%s only apply with auth=oidc, not auth=dex" % ", ".join(given), changed=False)
     else:
-        issuer = urlparse(params["oidc_issuer_url"])
-        if issuer.scheme not in ("https", "http") or not issuer.hostname or issuer.query or issuer.fragment:
+        issuer = url_of(params["oidc_issuer_url"])
+        if not issuer or issuer.query or issuer.fragment:
             module.fail_json(msg="oidc_issuer_url %r is not an issuer URL like https://sso.example.org/realms/lab (the "
                              "provider's 'issuer', exactly as its tokens carry it)" % params["oidc_issuer_url"],
                              changed=False)
-        redirect = urlparse(params["oidc_redirect_url"])
-        if redirect.scheme not in ("https", "http") or not redirect.hostname:
+        redirect = url_of(params["oidc_redirect_url"])
+        if not redirect or redirect.path != "/oauth2/callback" or redirect.query or redirect.fragment:
             module.fail_json(msg="oidc_redirect_url %r is not an absolute URL like http://192.168.50.242/oauth2/callback "
-                             "(Kubeflow's address, then /oauth2/callback)" % params["oidc_redirect_url"], changed=False)
-        if not GO_DURATION.match(params["oidc_cookie_refresh"]):
-            module.fail_json(msg="oidc_cookie_refresh %r is not a duration like 4m or 1h30m (0 never refreshes)"
-                             % params["oidc_cookie_refresh"], changed=False)
+                             "(the address users open Kubeflow at, then /oauth2/callback, where oauth2-proxy takes the "
+                             "provider's answer)" % params["oidc_redirect_url"], changed=False)
+        refresh = go_seconds(params["oidc_cookie_refresh"])
+        if refresh is None or 0 < refresh < 60:
+            module.fail_json(msg="oidc_cookie_refresh %r is not a duration of at least a minute like 4m or 1h30m (0 "
+                             "never refreshes)" % params["oidc_cookie_refresh"], changed=False)
         if "openid" not in params["oidc_scope"].split():
             module.fail_json(msg="oidc_scope %r lacks openid; OpenID Connect needs it (default: openid profile email)"
                              % params["oidc_scope"], changed=False)
@@ -973,13 +991,8 @@ class KubeClient(object):
         return any(subset.get("addresses") for subset in (endpoints or {}).get("subsets") or [])
 
     def workload_ready(self, kind, namespace, name):
-        live = self.get(dict(apiVersion="apps/v1", kind=kind, metadata=dict(name=name, namespace=namespace))) or {}
-        status = live.get("status") or {}
-        if kind == "Deployment":
-            return any(c.get("type") == "Available" and c.get("status") == "True"
-                       for c in status.get("conditions") or [])
-        wanted = (live.get("spec") or {}).get("replicas", 1)
-        return status.get("readyReplicas", 0) >= wanted
+        live = self.get(dict(apiVersion="apps/v1", kind=kind, metadata=dict(name=name, namespace=namespace)))
+        return bool(live) and rolled_out(live)
 
     def gateway_address(self):
         service = self.get(dict(apiVersion="v1", kind="Service",
@@ -1144,7 +1157,7 @@ def _patch_entry(patch):
 
 
 def wait_for_part(client, name, objects, timeout):
-    """Wait until the Deployments and StatefulSets of one part are ready; returns their names."""
+    """Wait until the Deployments and StatefulSets of one part have rolled out; returns their names."""
     workloads = [(o["kind"], (o.get("metadata") or {}).get("namespace"), o["metadata"]["name"]) for o in objects
                  if o.get("kind") in WORKLOAD_KINDS and str(o.get("apiVersion", "")).startswith("apps/")]
     deadline = client.clock() + timeout
@@ -1154,7 +1167,7 @@ def wait_for_part(client, name, objects, timeout):
         if not pending:
             break
         if client.clock() + 5 > deadline:
-            raise ApplyFailed("%s: not Available after %ds: %s (set component_timeouts.%s to wait longer)" % (
+            raise ApplyFailed("%s: not rolled out after %ds: %s (set component_timeouts.%s to wait longer)" % (
                 name, timeout, ", ".join("%s %s/%s" % w for w in pending), name))
         client.sleep(5)
     return ["%s/%s" % (w[1], w[2]) for w in workloads]

@@ -8,6 +8,7 @@ the end every replica must hold the same weights, close to the true ones, and an
 world*(world+1)/2. The last line says ok or FAILED, and the exit status follows it. Runs on CPUs too (gloo), which is
 how it can be tried without a GPU:  torchrun --nproc-per-node 2 ddp_smoke.py
 """
+import datetime
 import os
 import sys
 
@@ -21,7 +22,9 @@ STEPS = 300
 
 def main():
     cuda = torch.cuda.is_available()
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    # bounded, below the gpu role's gpu_smoke_timeout (900 s): a replica that dies does not leave the other waiting
+    # for torch's default (30 minutes with gloo); long enough for replicas that start minutes apart (image pulls)
+    dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=10))
     rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
     model = torch.nn.Linear(FEATURES, 1).to(device)

@@ -6,8 +6,9 @@ role): discovery of a fixed set of kinds, server-side apply (PATCH, application/
 GET by path, the version, the storage classes, and answers recorded from real API servers for what it does not hold.
 
 With ``settle=True`` it does what a cluster's controllers would do next: a CustomResourceDefinition is Established,
-a Deployment Available, a StatefulSet ready, a Service gets Endpoints with an address (and istio-ingressgateway its
-load balancer address)."""
+a Deployment or StatefulSet rolled out (its generation observed, every replica updated and available; not for the
+names in ``stuck``, whose new pods never become available), a Service gets Endpoints with an address (and
+istio-ingressgateway its load balancer address)."""
 from __future__ import absolute_import, division, print_function
 
 import json
@@ -51,6 +52,7 @@ class ApiServer(object):
         self.crd_served = False
         self.fail_next = {}
         self.settle = settle
+        self.stuck = set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,10 +134,19 @@ class ApiServer(object):
         if kind == "CustomResourceDefinition":
             obj["status"] = {"conditions": [{"type": "NamesAccepted", "status": "True"},
                                             {"type": "Established", "status": "True"}]}
-        elif kind == "Deployment":
-            obj["status"] = {"conditions": [{"type": "Available", "status": "True"}]}
-        elif kind == "StatefulSet":
-            obj["status"] = {"readyReplicas": (obj.get("spec") or {}).get("replicas", 1)}
+        elif kind in ("Deployment", "StatefulSet"):
+            # a finished rollout, unless the test made this workload's new pods fail (``stuck``): then the old
+            # replicas stay available and the new one never becomes so, as with a crash-looping new ReplicaSet
+            wanted = (obj.get("spec") or {}).get("replicas", 1)
+            old = self.objects.get(path)
+            same = old is not None and (old.get("spec") == obj.get("spec"))
+            generation = (old or {}).get("metadata", {}).get("generation", 0) + (0 if same else 1)
+            meta["generation"] = generation
+            stuck = meta.get("name") in self.stuck
+            obj["status"] = {"observedGeneration": generation, "replicas": wanted + (1 if stuck else 0),
+                             "updatedReplicas": 1 if stuck else wanted, "readyReplicas": wanted,
+                             "availableReplicas": wanted, "currentRevision": "r1", "updateRevision": "r1",
+                             "conditions": [{"type": "Available", "status": "True"}]}
         elif kind == "Service":
             self.objects[path.replace("/services/", "/endpoints/")] = {
                 "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": meta.get("name"),

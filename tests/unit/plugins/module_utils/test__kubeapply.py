@@ -235,3 +235,29 @@ def test_waits_have_their_own_bound_not_the_apply_timeout():
     client.now += 20
     run.run([CRD])
     assert client.now >= 1050.0
+
+
+def deployment_status(**status):
+    return {"kind": "Deployment", "metadata": {"name": "oauth2-proxy", "generation": 4}, "spec": {"replicas": 2},
+            "status": dict(dict(observedGeneration=4, replicas=2, updatedReplicas=2, availableReplicas=2), **status)}
+
+
+@pytest.mark.parametrize("status, done", [
+    ({}, True),
+    ({"observedGeneration": 3}, False),  # the controller has not seen the new template yet
+    ({"updatedReplicas": 1, "replicas": 3}, False),  # a new pod crash-loops, the old ones still serve
+    ({"replicas": 3}, False),  # an old pod is still terminating
+    ({"availableReplicas": 1}, False),  # an updated pod is not available yet
+])
+def test_a_deployment_is_rolled_out_as_kubectl_rollout_status_says(status, done):
+    assert ka.rolled_out(deployment_status(**status)) is done
+
+
+@pytest.mark.parametrize("status, done", [
+    ({"readyReplicas": 3, "updatedReplicas": 3, "currentRevision": "a", "updateRevision": "a"}, True),
+    ({"readyReplicas": 3, "updatedReplicas": 1, "currentRevision": "a", "updateRevision": "b"}, False),
+    ({"readyReplicas": 2, "updatedReplicas": 3}, False),
+])
+def test_a_statefulset_is_rolled_out_when_every_replica_is_updated_and_ready(status, done):
+    live = {"kind": "StatefulSet", "metadata": {"name": "metacontroller"}, "spec": {"replicas": 3}, "status": status}
+    assert ka.rolled_out(live) is done

@@ -192,3 +192,23 @@ def sidecar_workload(**template_meta):
 def test_a_sidecar_counts_only_where_istio_injects_one(template_meta, counted):
     totals = kf.memory_of([("pipelines", [sidecar_workload(**template_meta)])])
     assert totals["pipelines"]["requests"] == (512 + (48 if counted else 0)) * 1024 * 1024
+
+
+@pytest.mark.parametrize("text, seconds", [("4m", 240.0), ("1h30m", 5400.0), ("24h", 86400.0), ("0", 0.0),
+                                           ("1.5s", 1.5), ("4", None), ("4m ", None), ("m", None), ("", None)])
+def test_go_durations(text, seconds):
+    assert kf.go_seconds(text) == seconds
+
+
+def test_a_refresh_not_shorter_than_the_cookies_life_is_refused():
+    with pytest.raises(kf.KubeflowError) as caught:
+        kf.set_oidc(oauth2_proxy_build(), "https://sso.gpulab.lan/realms/gpulab", "kubeflow", "secret", "openid email",
+                    "http://192.168.50.242/oauth2/callback", "24h")
+    assert str(caught.value) == ("oidc_cookie_refresh 24h is not shorter than the release's cookie_expire 24h; "
+                                 "oauth2-proxy would not start")
+
+
+def test_istio_reads_the_inject_label_before_the_annotation():
+    workload = sidecar_workload(labels={"sidecar.istio.io/inject": "true"},
+                                annotations={"sidecar.istio.io/inject": "false"})
+    assert kf.memory_of([("pipelines", [workload])])["pipelines"]["requests"] == (512 + 48) * 1024 * 1024

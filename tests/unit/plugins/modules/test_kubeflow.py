@@ -121,20 +121,23 @@ def test_dex_connector_ids_are_unique_and_not_local(module_harness, ids):
 
 
 @pytest.mark.parametrize("issuer", ["sso.gpulab.lan/realms/gpulab", "ftp://sso.gpulab.lan", "https://",
-                                    "https://sso.gpulab.lan/realms/gpulab?x=1"])
+                                    "https://sso.gpulab.lan/realms/gpulab?x=1", "https://sso.gpulab.lan/realms/gpulab\n",
+                                    "https://sso.gpulab.lan/realms/\tgpulab", "http://[x"])
 def test_an_issuer_that_is_no_url_is_refused(module_harness, issuer):
     failed, result = run_module(kubeflow, dict(OIDC, oidc_issuer_url=issuer))
     assert failed and result["changed"] is False
     assert result["msg"].startswith("oidc_issuer_url %r is not an issuer URL" % issuer)
 
 
-@pytest.mark.parametrize("url", ["/oauth2/callback", "192.168.50.242/oauth2/callback"])
+@pytest.mark.parametrize("url", ["/oauth2/callback", "192.168.50.242/oauth2/callback", "http://192.168.50.242/callback",
+                                 "http://192.168.50.242/oauth2/callback\n", "http://192.168.50.242/"])
 def test_a_relative_redirect_url_is_refused(module_harness, url):
     failed, result = run_module(kubeflow, dict(OIDC, oidc_redirect_url=url))
     assert failed and result["msg"].startswith("oidc_redirect_url %r is not an absolute URL" % url)
 
 
-@pytest.mark.parametrize("value, ok", [("4m", True), ("1h30m", True), ("0", True), ("4 minutes", False), ("", False)])
+@pytest.mark.parametrize("value, ok", [("4m", True), ("1h30m", True), ("1.5m", True), ("0", True), ("4 minutes", False),
+                                       ("", False), ("4m\n", False), ("30s", False), ("1ns", False)])
 def test_the_cookie_refresh_is_a_go_duration(module_harness, monkeypatch, value, ok):
     def stop(self):
         raise kubeflow.KubeflowError("stopped by the test at the source")
@@ -144,7 +147,8 @@ def test_the_cookie_refresh_is_a_go_duration(module_harness, monkeypatch, value,
     if ok:
         assert result["msg"] == "Kubeflow v1.10.0: stopped by the test at the source"
     else:
-        assert result["msg"] == "oidc_cookie_refresh %r is not a duration like 4m or 1h30m (0 never refreshes)" % value
+        assert result["msg"] == ("oidc_cookie_refresh %r is not a duration of at least a minute like 4m or 1h30m (0 "
+                                 "never refreshes)" % value)
 
 
 def test_a_scope_without_openid_is_refused(module_harness):

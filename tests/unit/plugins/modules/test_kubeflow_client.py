@@ -94,8 +94,16 @@ def test_readiness_reads(api):
         "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "admission-webhook-service"},
         "subsets": [{"addresses": [{"ip": "10.244.1.7"}]}]}
     server.objects["/apis/apps/v1/namespaces/kubeflow/deployments/ml-pipeline"] = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ml-pipeline"},
-        "status": {"conditions": [{"type": "Available", "status": "True"}]}}
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ml-pipeline", "generation": 2},
+        "spec": {"replicas": 2}, "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2,
+                                            "availableReplicas": 2,
+                                            "conditions": [{"type": "Available", "status": "True"}]}}
+    # a new template whose pod crashes: the old pod keeps the Deployment Available, the rollout is not done
+    server.objects["/apis/apps/v1/namespaces/oauth2-proxy/deployments/oauth2-proxy"] = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "oauth2-proxy", "generation": 3},
+        "spec": {"replicas": 2}, "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 1,
+                                            "availableReplicas": 2,
+                                            "conditions": [{"type": "Available", "status": "True"}]}}
     server.objects["/apis/apiextensions.k8s.io/v1/customresourcedefinitions/profiles.kubeflow.org"] = {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "profiles.kubeflow.org"}, "status": {"conditions": [
@@ -103,6 +111,7 @@ def test_readiness_reads(api):
     assert client.service_ready("kubeflow", "admission-webhook-service") is True
     assert client.service_ready("kubeflow", "missing") is False
     assert client.workload_ready("Deployment", "kubeflow", "ml-pipeline") is True
+    assert client.workload_ready("Deployment", "oauth2-proxy", "oauth2-proxy") is False
     assert client.workload_ready("StatefulSet", "kubeflow", "metadata-db") is False
     assert client.crd_established("profiles.kubeflow.org") is True
     assert client.gateway_address() is None

@@ -296,7 +296,7 @@ def test_a_component_that_does_not_become_available_names_itself(tmp_path, clust
     cluster["client"] = StandIn(namespaces=True, ready_after=10 ** 6)
     failed, result = install(tmp_path, cluster, component_timeouts={"cert_manager": 30})
     assert failed
-    assert result["msg"] == ("Kubeflow v1.10.0: cert_manager: not Available after 30s: Deployment "
+    assert result["msg"] == ("Kubeflow v1.10.0: cert_manager: not rolled out after 30s: Deployment "
                              "cert-manager/cert-manager-webhook (set component_timeouts.cert_manager to wait longer)")
     assert result["components"][0]["status"] == "failed"
 

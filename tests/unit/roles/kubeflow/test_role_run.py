@@ -42,14 +42,15 @@ def site(tmp_path):
                 kubeflow_components=COMPONENTS, kubeflow_dex_users=USERS, kubeflow_gateway_address="",
                 gpulab_layers=["kubeflow"], gpulab_cluster_name="test", ansible_python_interpreter=sys.executable)
 
-    def play(check=False, **extra):
+    def play(check=False, verbose="-v", **extra):
         variables = dict(base, **extra)
         variables = dict((key, value) for key, value in variables.items() if value is not None)
         (tmp_path / "vars.json").write_text(json.dumps(variables))
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, "collections"), TMPDIR=str(tmp_path),
-                   GPULAB_SUMMARY_DIR=str(tmp_path), PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-        done = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-v", "-i", "localhost,", "-c", "local",
+                   GPULAB_SUMMARY_DIR=str(tmp_path), PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+                   ANSIBLE_CACHE_PLUGIN="memory")
+        done = subprocess.run([os.path.join(BIN, "ansible-playbook"), verbose, "-i", "localhost,", "-c", "local",
                                str(tmp_path / "playbook.yml"), "-e", "@%s" % (tmp_path / "vars.json")]
                               + (["--check"] if check else []),
                               cwd=ROOT, env=env, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -62,6 +63,7 @@ def site(tmp_path):
 
     yield server, play
     server.httpd.shutdown()
+    server.httpd.server_close()
 
 
 def patched(server):
@@ -115,17 +117,22 @@ def test_the_role_refuses_a_budget_the_release_exceeds(site):
     assert "the components ask for 912 MiB of memory in all" in out and patched(server) == []
 
 
+OIDC = dict(kubeflow_resources={}, gpulab_kubeflow_auth="oidc", kubeflow_dex_users=None,
+            kubeflow_gateway_address="192.168.50.242", kubeflow_oidc_issuer_url="https://sso.gpulab.lan/realms/gpulab",
+            kubeflow_oidc_client_id="kubeflow", kubeflow_oidc_client_secret=OIDC_SECRET)
+
+
 def test_the_role_signs_in_through_the_sites_provider_without_dex(site):
     server, play = site
-    rc, out, recap = play(kubeflow_resources={}, gpulab_kubeflow_auth="oidc", kubeflow_dex_users=None,
-                          kubeflow_gateway_address="192.168.50.242",
-                          kubeflow_oidc_issuer_url="https://sso.gpulab.lan/realms/gpulab",
-                          kubeflow_oidc_client_id="kubeflow", kubeflow_oidc_client_secret=OIDC_SECRET)
+    # -vvv shows the module's arguments: the secret must be masked there too
+    rc, out, recap = play(verbose="-vvv", kubeflow_oidc_cookie_refresh="3m", **OIDC)
     assert rc == 0 and recap == dict(changed=1, failed=0), out
+    assert "oidc_client_secret: VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in out
     assert not [path for path in server.objects if "/namespaces/auth/" in path]
     (config,) = [obj for path, obj in server.objects.items() if "/namespaces/oauth2-proxy/configmaps/" in path]
     # the redirect URL the role derives from the gateway address
     assert 'redirect_url = "http://192.168.50.242/oauth2/callback"' in config["data"]["oauth2_proxy.cfg"]
+    assert 'cookie_refresh = "3m"' in config["data"]["oauth2_proxy.cfg"]
     assert "the provider must accept the redirect URI http://192.168.50.242/oauth2/callback" in out
     # the gateway at its MetalLB address (the role's patch), where the dashboard then answers
     gateway = server.objects["/api/v1/namespaces/istio-system/services/istio-ingressgateway"]
@@ -142,3 +149,20 @@ def test_the_role_refuses_oidc_without_its_client_before_anything_is_applied(sit
     assert rc != 0 and recap["failed"] == 1, out
     assert "kubeflow_auth is oidc (dex or oidc, from gpulab_kubeflow_auth)" in out
     assert patched(server) == []
+
+
+def test_the_role_refuses_oidc_without_a_redirect_url_where_no_gateway_address_gives_one(site):
+    server, play = site
+    rc, out, recap = play(**dict(OIDC, kubeflow_gateway_address=""))
+    assert rc != 0 and recap["failed"] == 1, out
+    assert "kubeflow_oidc_redirect_url (its default needs kubeflow_gateway_address" in out
+    assert patched(server) == []
+
+
+def test_a_rollout_whose_new_pods_fail_is_not_taken_for_done(site):
+    server, play = site
+    server.stuck.add("oauth2-proxy")
+    rc, out, recap = play(kubeflow_resources={}, kubeflow_component_timeouts={"oauth2_proxy": 1})
+    assert rc != 0 and recap["failed"] == 1, out
+    assert ("oauth2_proxy: not rolled out after 1s: Deployment oauth2-proxy/oauth2-proxy (set "
+            "component_timeouts.oauth2_proxy to wait longer)") in out
