@@ -58,7 +58,7 @@ CERT_KEY_ANYWHERE_RE = re.compile(r"\b[0-9a-fA-F]{64}\b")
 CA_HASH_RE = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 CA_HASH_ANYWHERE_RE = re.compile(r"sha256:[0-9a-f]{64}")
 VERSION_RE = re.compile(r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
-DURATION_RE = re.compile(r"^(?:(?:[0-9]+(?:\.[0-9]+)?)(?:ns|us|\u00b5s|ms|s|m|h))+$")
+DURATION_RE = re.compile(r"^(?:(?:[0-9]+(?:\.[0-9]+)?)(?:ns|us|\u00b5s|ms|s|m|h))+\Z")
 DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|\u00b5s|ms|s|m|h)")
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -141,14 +141,24 @@ def check_subnets(pod_subnet, service_subnet):
     return pods, services
 
 
-def duration_seconds(text, option="token_ttl"):
-    """Seconds of a Go duration such as ``30m`` or ``1h30m``; OptionError otherwise. ``0`` is 0."""
-    text = (text or "").strip()
+def go_duration(text):
+    """Seconds of a Go duration such as ``30m`` or ``1h30m``, exactly as written (no spaces around); ``0`` is 0;
+    None when it is not one."""
+    if not isinstance(text, str):
+        return None
     if text == "0":
         return 0.0
     if not DURATION_RE.match(text):
-        raise OptionError(option, "%r is not a Go duration such as 30m, 2h or 1h30m" % text)
+        return None
     return sum(float(number) * DURATION_UNITS[unit] for number, unit in DURATION_PART_RE.findall(text))
+
+
+def duration_seconds(text, option="token_ttl"):
+    """Seconds of a Go duration such as ``30m`` or ``1h30m`` (spaces around ignored); OptionError otherwise."""
+    seconds = go_duration((text or "").strip())
+    if seconds is None:
+        raise OptionError(option, "%r is not a Go duration such as 30m, 2h or 1h30m" % (text or "").strip())
+    return seconds
 
 
 def check_params(params):

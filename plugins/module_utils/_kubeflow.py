@@ -21,6 +21,7 @@ import re
 import zlib
 from urllib.parse import urlparse
 
+from ansible_collections.gpulab.cluster.plugins.module_utils._kubeadm import go_duration
 from ansible_collections.gpulab.cluster.plugins.module_utils._tenants import quantity
 from ansible_collections.gpulab.cluster.plugins.module_utils._toml import TomlDocument, TomlError
 
@@ -255,22 +256,6 @@ DEX_ROUTE = "^/dex/"
 OIDC_ANNOTATION = "gpulab.lan/oidc-digest"
 
 
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_GO_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)")
-
-
-def go_seconds(text):
-    """A Go duration ("4m", "1h30m", "0") in seconds, or None if it is not one."""
-    if not isinstance(text, str):
-        return None
-    if text == "0":
-        return 0.0
-    parts = _GO_DURATION.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        return None
-    return sum(float(number) * _GO_UNITS[unit] for number, unit in parts)
-
-
 def cookie_secret(client_secret):
     """oauth2-proxy's cookie secret, derived from the client secret (32 characters), so that no published secret of the
     release signs the cookies and a second run gives the same one."""
@@ -313,8 +298,8 @@ def set_oidc(objects, issuer, client_id, client_secret, scope, redirect_url, coo
         # the provider gets an absolute redirect URI (Dex accepts the release's relative one, others do not)
         config.set(["redirect_url"], redirect_url)
         config.set(["relative_redirect_url"], False)
-        expire = go_seconds(config.get(["cookie_expire"]))
-        if expire and go_seconds(cookie_refresh) >= expire:
+        expire = go_duration(config.get(["cookie_expire"]))
+        if expire and go_duration(cookie_refresh) >= expire:
             raise KubeflowError("oidc_cookie_refresh %s is not shorter than the release's cookie_expire %s; oauth2-proxy "
                                 "would not start" % (cookie_refresh, config.get(["cookie_expire"])))
         config.set(["cookie_refresh"], cookie_refresh)

@@ -661,7 +661,6 @@ from ansible_collections.gpulab.cluster.plugins.module_utils._kubeflow import (
     KubeflowError,
     check_kubernetes,
     example_paths,
-    go_seconds,
     part_names,
     release_line,
     memory_of,
@@ -670,6 +669,7 @@ from ansible_collections.gpulab.cluster.plugins.module_utils._kubeflow import (
     set_oidc,
     set_resources,
 )
+from ansible_collections.gpulab.cluster.plugins.module_utils._kubeadm import go_duration
 from ansible_collections.gpulab.cluster.plugins.module_utils._tenants import quantity
 
 try:
@@ -874,7 +874,7 @@ def check_arguments(module):
             module.fail_json(msg="oidc_redirect_url %r is not an absolute URL like http://192.168.50.242/oauth2/callback "
                              "(the address users open Kubeflow at, then /oauth2/callback, where oauth2-proxy takes the "
                              "provider's answer)" % params["oidc_redirect_url"], changed=False)
-        refresh = go_seconds(params["oidc_cookie_refresh"])
+        refresh = go_duration(params["oidc_cookie_refresh"])
         if refresh is None or 0 < refresh < 60:
             module.fail_json(msg="oidc_cookie_refresh %r is not a duration of at least a minute like 4m or 1h30m (0 "
                              "never refreshes)" % params["oidc_cookie_refresh"], changed=False)

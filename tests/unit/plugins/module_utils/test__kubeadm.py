@@ -670,3 +670,11 @@ def test_utc_text():
 def test_host_path(monkeypatch):
     monkeypatch.setattr(kubeadm, "ROOT", "/srv/root")
     assert kubeadm.host_path("/etc/kubernetes/admin.conf") == "/srv/root/etc/kubernetes/admin.conf"
+
+
+@pytest.mark.parametrize("text, seconds", [("4m", 240.0), ("1h30m", 5400.0), ("24h", 86400.0), ("0", 0.0),
+                                           ("1.5s", 1.5), ("4", None), ("4m ", None), ("4m\n", None), ("m", None),
+                                           ("", None), (None, None)])
+def test_go_durations_exactly_as_written(text, seconds):
+    """What a configuration gets verbatim (the kubeflow module's oidc_cookie_refresh): no spaces, no newline."""
+    assert kubeadm.go_duration(text) == seconds

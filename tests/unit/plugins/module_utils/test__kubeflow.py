@@ -194,12 +194,6 @@ def test_a_sidecar_counts_only_where_istio_injects_one(template_meta, counted):
     assert totals["pipelines"]["requests"] == (512 + (48 if counted else 0)) * 1024 * 1024
 
 
-@pytest.mark.parametrize("text, seconds", [("4m", 240.0), ("1h30m", 5400.0), ("24h", 86400.0), ("0", 0.0),
-                                           ("1.5s", 1.5), ("4", None), ("4m ", None), ("m", None), ("", None)])
-def test_go_durations(text, seconds):
-    assert kf.go_seconds(text) == seconds
-
-
 def test_a_refresh_not_shorter_than_the_cookies_life_is_refused():
     with pytest.raises(kf.KubeflowError) as caught:
         kf.set_oidc(oauth2_proxy_build(), "https://sso.gpulab.lan/realms/gpulab", "kubeflow", "secret", "openid email",
